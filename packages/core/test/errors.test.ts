@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { validateATHError } from '@athkit/schemas';
+import { AthError, errorHeaders, toAthError } from '../src/errors.js';
+
+describe('AthError', () => {
+  it('C-201: the status always comes from the code table', () => {
+    expect(new AthError('INVALID_ATTESTATION', 'x').status).toBe(401);
+    expect(new AthError('SCOPE_NOT_APPROVED', 'x').status).toBe(403);
+    expect(new AthError('SESSION_EXPIRED', 'x').status).toBe(400);
+    expect(new AthError('OAUTH_ERROR', 'x').status).toBe(502);
+    expect(new AthError('AGENT_ALREADY_REGISTERED', 'x').status).toBe(409);
+    expect(new AthError('RATE_LIMITED', 'x').status).toBe(429);
+  });
+
+  it('C-200: renders a wire body that validates as ATHError, without stack or cause', () => {
+    const err = new AthError('TOKEN_REVOKED', 'token was revoked', { reason: 'revoked' }, { cause: new Error('db') });
+    const body = JSON.parse(JSON.stringify(err)) as unknown;
+    expect(validateATHError(body).valid).toBe(true);
+    expect(body).toEqual({ code: 'TOKEN_REVOKED', message: 'token was revoked', details: { reason: 'revoked' } });
+    expect(JSON.stringify(err)).not.toContain('stack');
+  });
+
+  it('omits empty details', () => {
+    expect(new AthError('NOT_FOUND', 'no such route', {}).toJSON()).toEqual({ code: 'NOT_FOUND', message: 'no such route' });
+  });
+
+  it('C-204: unexpected failures become a generic 500 that reveals nothing', () => {
+    const err = toAthError(new Error('SELECT * FROM agents WHERE secret = 42'));
+    expect(err.status).toBe(500);
+    expect(err.code).toBe('INTERNAL_ERROR');
+    expect(JSON.stringify(err)).not.toContain('SELECT');
+  });
+
+  it('C-202: rate limits carry Retry-After and 405 carries Allow', () => {
+    expect(errorHeaders(new AthError('RATE_LIMITED', 'slow down', { retry_after: 2.2 }))).toEqual({ 'retry-after': '3' });
+    expect(errorHeaders(new AthError('METHOD_NOT_ALLOWED', 'no', { allow: ['POST'] }))).toEqual({ allow: 'POST' });
+  });
+});
