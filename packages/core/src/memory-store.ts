@@ -215,7 +215,12 @@ export class MemoryStore implements Store {
 
   purgeExpired(now: number): Promise<PurgeCounts> {
     const counts: PurgeCounts = { jti: 0, sessions: 0, tokens: 0, rateLimits: 0 };
-    for (const [k, exp] of this.jtis) if (exp < now) (this.jtis.delete(k), counts.jti++);
+    for (const [k, exp] of this.jtis) {
+      if (exp < now) {
+        this.jtis.delete(k);
+        counts.jti++;
+      }
+    }
     for (const [id, s] of this.sessions) {
       if (s.expiresAt + PURGE_GRACE_MS < now) {
         this.sessions.delete(id);
@@ -223,8 +228,18 @@ export class MemoryStore implements Store {
         counts.sessions++;
       }
     }
-    for (const [h, t] of this.tokens) if (t.expiresAt + PURGE_GRACE_MS < now) (this.tokens.delete(h), counts.tokens++);
-    for (const [k, w] of this.windows) if (w.start + 2 * 3_600_000 < now) (this.windows.delete(k), counts.rateLimits++);
+    for (const [h, t] of this.tokens) {
+      if (t.expiresAt + PURGE_GRACE_MS < now) {
+        this.tokens.delete(h);
+        counts.tokens++;
+      }
+    }
+    for (const [k, w] of this.windows) {
+      if (w.start + 2 * 3_600_000 < now) {
+        this.windows.delete(k);
+        counts.rateLimits++;
+      }
+    }
     return Promise.resolve(counts);
   }
 

@@ -1,0 +1,143 @@
+import { sha256 } from '../digest.js';
+import { AthError } from '../errors.js';
+import type { RevocationEvent, TokenRecord } from '../store.js';
+import type { EngineContext } from './context.js';
+
+/** What a validated call may do: the token's binding (C-215). */
+export interface AccessGrant {
+  agentId: string;
+  clientId: string;
+  userId: string;
+  providerId: string;
+  scopes: readonly string[];
+  grantId: string | null;
+  resource: string | null;
+  expiresAt: number;
+  tokenHash: string;
+}
+
+export interface AccessRequest {
+  /** The raw `Authorization` header value. */
+  authorization: string | undefined;
+  /** The raw `X-ATH-Agent-ID` header value(s). */
+  agentIdHeader: string | readonly string[] | undefined;
+  /** The provider the call targets (the proxy path's provider_id, or the native app_id). */
+  providerId: string;
+  /** The scope the operation needs; null when the operation is not mapped to any scope (deny by default, C-158). */
+  requiredScope: string | null;
+}
+
+/**
+ * Token → binding cache for the hot path, so a proxied call does not hash and query per request.
+ * Entries are dropped on revocation (locally at once; from other instances through the store's
+ * revocation feed) and re-read from the store after `ttlMs` anyway, which bounds staleness where no
+ * feed crosses processes. Keyed by the raw token (it never leaves process memory).
+ */
+export class TokenCache {
+  private readonly byToken = new Map<string, { record: TokenRecord; cachedAt: number }>();
+  private readonly tokenByHash = new Map<string, string>();
+
+  constructor(
+    private readonly maxEntries = 100_000,
+    private readonly ttlMs = 1000,
+  ) {}
+
+  get(token: string, now: number): TokenRecord | undefined {
+    const entry = this.byToken.get(token);
+    if (!entry) return undefined;
+    if (now - entry.cachedAt > this.ttlMs) {
+      this.delete(token);
+      return undefined;
+    }
+    return entry.record;
+  }
+
+  set(token: string, record: TokenRecord, now: number): void {
+    if (this.byToken.size >= this.maxEntries) {
+      const oldest = this.byToken.keys().next().value;
+      if (oldest !== undefined) this.delete(oldest);
+    }
+    this.byToken.set(token, { record, cachedAt: now });
+    this.tokenByHash.set(record.tokenHash, token);
+  }
+
+  invalidate(event: RevocationEvent): void {
+    if (event.kind === 'token') {
+      const token = this.tokenByHash.get(event.tokenHash);
+      if (token !== undefined) this.delete(token);
+      return;
+    }
+    for (const [token, entry] of this.byToken) if (entry.record.clientId === event.clientId) this.delete(token);
+  }
+
+  clear(): void {
+    this.byToken.clear();
+    this.tokenByHash.clear();
+  }
+
+  get size(): number {
+    return this.byToken.size;
+  }
+
+  private delete(token: string): void {
+    const entry = this.byToken.get(token);
+    if (entry) this.tokenByHash.delete(entry.record.tokenHash);
+    this.byToken.delete(token);
+  }
+}
+
+const BEARER = /^Bearer[ ]+([A-Za-z0-9\-._~+/]+=*)$/i;
+
+/**
+ * Checks one API call (proxy or native API, C-151…C-158, C-166/C-167) in the order the spec lists:
+ * token (revoked, then expired, then invalid) → X-ATH-Agent-ID (required, AMB-05) → provider → scope.
+ */
+export async function validateAccess(ctx: EngineContext, cache: TokenCache, req: AccessRequest): Promise<AccessGrant> {
+  const match = req.authorization ? BEARER.exec(req.authorization) : null;
+  if (!match) throw new AthError('TOKEN_INVALID', 'A Bearer ATH access token is required');
+  const token = match[1]!;
+  const now = ctx.clock.now();
+
+  let record = cache.get(token, now);
+  if (!record) {
+    record = (await ctx.store.getToken(await sha256(token))) ?? undefined;
+    if (!record) throw new AthError('TOKEN_INVALID', 'Unknown access token');
+    if (record.revokedAt === null) cache.set(token, record, now);
+  }
+  if (record.revokedAt !== null) throw new AthError('TOKEN_REVOKED', 'The access token was revoked');
+  if (record.expiresAt <= now) throw new AthError('TOKEN_EXPIRED', 'The access token has expired');
+
+  const header = req.agentIdHeader;
+  if (typeof header !== 'string' || header !== record.agentId) {
+    throw new AthError('AGENT_IDENTITY_MISMATCH', 'X-ATH-Agent-ID must name the agent the token was issued to');
+  }
+  if (req.providerId !== record.providerId) {
+    throw new AthError('PROVIDER_MISMATCH', 'The token was issued for another provider');
+  }
+  if (req.requiredScope === null || !record.scopes.includes(req.requiredScope)) {
+    await ctx.auditor.emit('scope_violation', {
+      agent_id: record.agentId,
+      client_id: record.clientId,
+      user_id: record.userId,
+      provider_id: record.providerId,
+      effective_scopes: record.scopes,
+      denial_reason: req.requiredScope === null ? 'unmapped_operation' : `missing_scope:${req.requiredScope}`,
+    });
+    throw new AthError(
+      'SCOPE_NOT_APPROVED',
+      req.requiredScope === null ? 'This operation is not mapped to any scope' : 'The token lacks the scope this operation needs',
+      req.requiredScope === null ? { reason: 'unmapped' } : { required_scope: req.requiredScope },
+    );
+  }
+  return {
+    agentId: record.agentId,
+    clientId: record.clientId,
+    userId: record.userId,
+    providerId: record.providerId,
+    scopes: record.scopes,
+    grantId: record.grantId,
+    resource: record.resource,
+    expiresAt: record.expiresAt,
+    tokenHash: record.tokenHash,
+  };
+}

@@ -1,0 +1,75 @@
+import type { AgentStatus } from '@athkit/schemas';
+import type { AttestationVerifier } from '../attestation/index.js';
+import type { Auditor } from '../audit.js';
+import type { Clock } from '../clock.js';
+import { sha256, timingSafeEqual } from '../digest.js';
+import { AthError } from '../errors.js';
+import type { ApprovalPolicy } from '../policy.js';
+import type { ProviderCatalog } from '../providers.js';
+import type { RandomSource } from '../random.js';
+import type { AgentRecord, AgentState, Store } from '../store.js';
+
+/** Everything the engine's parts share; built once by AthEngine. */
+export interface EngineContext {
+  store: Store;
+  clock: Clock;
+  random: RandomSource;
+  auditor: Auditor;
+  verifier: AttestationVerifier;
+  providers: ProviderCatalog;
+  policy: ApprovalPolicy;
+  /** Implementer origin, no trailing slash: the base of every ATH endpoint URL (AMB-21 fixed paths). */
+  baseUrl: string;
+  tokenTtlSeconds: number;
+  sessionTtlSeconds: number;
+  approvalTtlSeconds: number;
+}
+
+export const MAX_TOKEN_TTL_SECONDS = 3600; // AMB-17, C-138
+export const MAX_SESSION_TTL_SECONDS = 600; // C-090
+
+/** The wire view of a stored state: AgentStatus has three values, so `suspended` reads `denied`. */
+export function wireStatus(state: AgentState): AgentStatus {
+  return state === 'suspended' ? 'denied' : state;
+}
+
+// Compared against when the client_id is unknown, so both paths hash and compare alike (threats E5).
+const DUMMY_HASH = 'x'.repeat(43);
+
+/**
+ * Client authentication with client_id + client_secret. Unknown client, missing secret and wrong
+ * secret all produce the same 403 AGENT_NOT_REGISTERED body (AMB-04, C-061, C-123). The secret is
+ * stored as a SHA-256 digest and compared in constant time.
+ */
+export async function authenticateClient(
+  ctx: EngineContext,
+  clientId: string | undefined,
+  clientSecret: string | undefined,
+): Promise<AgentRecord> {
+  const agent = clientId ? await ctx.store.getAgent(clientId) : null;
+  const presented = await sha256(clientSecret ?? '');
+  const ok = timingSafeEqual(presented, agent?.clientSecretHash ?? DUMMY_HASH);
+  if (!agent || !ok || !clientSecret) throw notRegistered();
+  return agent;
+}
+
+export function notRegistered(): AthError {
+  return new AthError('AGENT_NOT_REGISTERED', 'Unknown client or invalid client credentials');
+}
+
+/** AMB-06/AMB-40: only an approved registration whose approval has not expired may authorize or exchange. */
+export function requireApproved(ctx: EngineContext, agent: AgentRecord): void {
+  if (agent.state !== 'approved') {
+    throw new AthError('AGENT_UNAPPROVED', `Agent registration is ${wireStatus(agent.state)}`, {
+      agent_status: wireStatus(agent.state),
+      ...(agent.state === 'suspended' ? { reason: 'suspended' } : {}),
+    });
+  }
+  if (agent.approvalExpiresAt <= ctx.clock.now()) {
+    throw new AthError('AGENT_UNAPPROVED', 'Agent approval has expired', { agent_status: 'approved', reason: 'approval_expired' });
+  }
+}
+
+export function endpointUrl(ctx: EngineContext, path: string): string {
+  return ctx.baseUrl + path;
+}

@@ -1,0 +1,112 @@
+import { validateTokenExchangeRequest, type TokenResponse } from '@athkit/schemas';
+import { acceptedAudiences } from '../attestation/index.js';
+import { sha256, timingSafeEqual } from '../digest.js';
+import { AthError } from '../errors.js';
+import { randomId } from '../random.js';
+import { intersectScopes } from '../scopes.js';
+import type { SessionRecord, TokenRecord } from '../store.js';
+import { parseWire } from '../wire.js';
+import { verifyOrAudit } from './attest.js';
+import { authenticateClient, requireApproved, type EngineContext } from './context.js';
+
+export const TOKEN_PATH = '/ath/token';
+
+/** Why a session cannot be exchanged (C-127…C-133, AMB-27). Checked before anything is consumed. */
+function sessionProblem(ctx: EngineContext, session: SessionRecord | null, clientId: string): AthError | null {
+  if (!session) return new AthError('SESSION_NOT_FOUND', 'Unknown ath_session_id');
+  if (session.clientId !== clientId) {
+    return new AthError('AGENT_IDENTITY_MISMATCH', 'This session belongs to another client');
+  }
+  if (session.expiresAt <= ctx.clock.now()) return new AthError('SESSION_EXPIRED', 'The authorization session has expired');
+  switch (session.status) {
+    case 'pending':
+      return new AthError('SESSION_NOT_FOUND', 'The user has not completed authorization yet', {
+        reason: 'authorization_pending',
+      });
+    case 'denied':
+      return new AthError('USER_DENIED', 'The user denied the authorization');
+    case 'failed':
+      return new AthError('OAUTH_ERROR', 'The upstream authorization failed');
+    case 'consumed':
+      return new AthError('SESSION_NOT_FOUND', 'This session was already exchanged', { reason: 'consumed' });
+    case 'consented':
+      return null;
+  }
+}
+
+/**
+ * POST /ath/token (C-120…C-143). Order of AMB-26: schema → client authentication → attestation
+ * (aud = this token endpoint, exactly) → approval re-check → session → completion code →
+ * intersection. Only a successful exchange consumes the session (C-131), and exactly once (C-130).
+ */
+export async function exchangeToken(ctx: EngineContext, body: unknown): Promise<TokenResponse> {
+  const req = parseWire(validateTokenExchangeRequest, body, 'agent_attestation');
+  const agent = await authenticateClient(ctx, req.client_id, req.client_secret);
+  await verifyOrAudit(ctx, req.agent_attestation, {
+    agentId: agent.agentId,
+    audiences: acceptedAudiences(ctx.baseUrl, TOKEN_PATH, 'exact'),
+  });
+  requireApproved(ctx, agent); // C-139(a): approval can be withdrawn after consent
+
+  const session = await ctx.store.getSession(req.ath_session_id);
+  const problem = sessionProblem(ctx, session, agent.clientId);
+  if (problem) throw problem;
+  if (!session) throw new AthError('SESSION_NOT_FOUND', 'Unknown ath_session_id');
+
+  // AMB-02: a redirecting agent proves it saw the redirect; a local agent's code is a placeholder.
+  if (session.completionCodeHash && !timingSafeEqual(await sha256(req.code), session.completionCodeHash)) {
+    throw new AthError('SESSION_NOT_FOUND', 'Invalid authorization code for this session', { reason: 'invalid_code' });
+  }
+
+  const approved = agent.approvals.find((a) => a.provider_id === session.providerId)?.approved_scopes ?? [];
+  const intersection = intersectScopes({ approved, consented: session.consentedScopes, requested: session.requestedScopes });
+  const now = ctx.clock.now();
+  const audit = {
+    agent_id: agent.agentId,
+    client_id: agent.clientId,
+    user_id: session.userId ?? undefined,
+    provider_id: session.providerId,
+    requested_scopes: session.requestedScopes,
+    effective_scopes: intersection.effective,
+    denied_scopes: session.requestedScopes.filter((s) => !intersection.effective.includes(s)),
+  };
+
+  const consumed = await ctx.store.updateSession(session.id, { status: ['consented'] }, { status: 'consumed', updatedAt: now });
+  if (!consumed) throw new AthError('SESSION_NOT_FOUND', 'This session was already exchanged', { reason: 'consumed' });
+
+  if (intersection.effective.length === 0) {
+    // C-136, AMB-28: no token, and the session ends.
+    await ctx.auditor.emit('access_denied', { ...audit, denial_reason: 'empty_scope_intersection' });
+    throw new AthError('SCOPE_NOT_APPROVED', 'No scope is approved, consented and requested at once', {
+      scope_intersection: intersection,
+    });
+  }
+
+  const accessToken = randomId(ctx.random, 'ath_tk_', 32);
+  const record: TokenRecord = {
+    tokenHash: await sha256(accessToken),
+    clientId: agent.clientId,
+    agentId: agent.agentId,
+    userId: session.userId!,
+    providerId: session.providerId,
+    scopes: intersection.effective,
+    sessionId: session.id,
+    grantId: session.grantId,
+    resource: session.resource,
+    createdAt: now,
+    expiresAt: now + ctx.tokenTtlSeconds * 1000,
+    revokedAt: null,
+  };
+  await ctx.store.createToken(record);
+  await ctx.auditor.emit('access_granted', audit);
+
+  return {
+    access_token: accessToken,
+    token_type: 'Bearer',
+    expires_in: ctx.tokenTtlSeconds,
+    effective_scopes: intersection.effective,
+    provider_id: session.providerId,
+    agent_id: agent.agentId,
+    scope_intersection: intersection,
+  };
+}

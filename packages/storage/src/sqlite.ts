@@ -1,0 +1,59 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import type { Database } from './database.js';
+import { wrapError } from './errors.js';
+import { migrateSqlite } from './migrations.js';
+import { SqlStore } from './sql-store.js';
+
+export interface SqliteStoreOptions {
+  /** Path of the database file (its directory is created if missing), or `:memory:`. */
+  filename: string;
+  /** How long a writer waits for another process's write lock before failing. Default 5000 ms. */
+  busyTimeoutMs?: number;
+  /**
+   * `NORMAL` (default) in WAL mode: a committed transaction survives a crash or SIGKILL of the
+   * process (the WAL is written before the call returns); only an OS crash or power loss can lose
+   * the last commits. `FULL` also fsyncs the WAL on every commit, for power-loss durability.
+   */
+  synchronous?: 'NORMAL' | 'FULL';
+}
+
+/**
+ * The embedded default store: SQLite through better-sqlite3, WAL mode. Several stores (and several
+ * processes on one machine) may share the file: every race-deciding method is one statement and
+ * SQLite serialises writers. Revocation events reach only listeners of the same store instance.
+ */
+export async function createSqliteStore(options: SqliteStoreOptions): Promise<SqlStore> {
+  const filename = options.filename;
+  const inMemory = filename === ':memory:' || filename === '';
+  let raw: SqliteDatabase.Database;
+  try {
+    if (!inMemory) mkdirSync(dirname(filename), { recursive: true });
+    raw = new SqliteDatabase(filename);
+  } catch (e) {
+    throw wrapError(e);
+  }
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: raw }) });
+  try {
+    raw.pragma(`busy_timeout = ${Math.max(0, Math.trunc(options.busyTimeoutMs ?? 5000))}`);
+    if (!inMemory) raw.pragma('journal_mode = WAL');
+    // WAL + NORMAL: durable against a process crash (each commit is in the WAL file before the
+    // statement returns); see SqliteStoreOptions.synchronous for the power-loss trade-off.
+    raw.pragma(`synchronous = ${options.synchronous === 'FULL' ? 'FULL' : 'NORMAL'}`);
+    raw.pragma('foreign_keys = OFF');
+    migrateSqlite(db, raw);
+  } catch (e) {
+    await db.destroy().catch(() => undefined);
+    if (raw.open) raw.close();
+    throw wrapError(e);
+  }
+  return new SqlStore(db, {
+    dialect: 'sqlite',
+    release: async () => {
+      await db.destroy();
+      if (raw.open) raw.close();
+    },
+  });
+}
