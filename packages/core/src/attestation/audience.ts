@@ -11,7 +11,11 @@ export type AudienceMode = 'origin-or-endpoint' | 'exact';
  * (normally an origin such as `https://gw.example.com`; a path prefix is kept, so the "origin"
  * forms then mean the base URL itself). `endpointPath` is e.g. `/ath/agents/register`.
  */
-export function acceptedAudiences(baseUrl: string, endpointPath: string, mode: AudienceMode): ReadonlySet<string> {
+export function acceptedAudiences(
+  baseUrl: string,
+  endpointPath: string,
+  mode: AudienceMode,
+): ReadonlySet<string> {
   const url = new URL(baseUrl);
   if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
     throw new TypeError('baseUrl must not contain a query, fragment or userinfo');

@@ -41,7 +41,8 @@ export function decodeJsonSegment(segment: string): { value: Record<string, unkn
   } catch {
     malformed('agent_attestation is not valid base64url JSON');
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) malformed('agent_attestation segments must be JSON objects');
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    malformed('agent_attestation segments must be JSON objects');
   return { value: value as Record<string, unknown>, text };
 }
 
@@ -51,10 +52,28 @@ export function decodeJsonSegment(segment: string): { value: Record<string, unkn
  * refused outright, as is any `crit` (we understand no extensions) and any `alg` but ES256.
  * `jku`, `x5u`, `x5c` and `jwk` are ignored: keys only ever come from the identity document (A5).
  */
-export function parseHeader(segment: string): AttestationHeader {
+export function parseHeader(segment: string): Readonly<AttestationHeader> {
+  const known = headerCache.get(segment);
+  if (known !== undefined) return known;
+  const header = Object.freeze(parseHeaderUncached(segment));
+  // An agent sends the same header segment on every token, so parse it once. Bounded in count and
+  // entry size (kid values are attacker-chosen); a full cache is simply dropped.
+  if (segment.length <= MAX_CACHED_HEADER_LENGTH) {
+    if (headerCache.size >= HEADER_CACHE_SIZE) headerCache.clear();
+    headerCache.set(segment, header);
+  }
+  return header;
+}
+
+const HEADER_CACHE_SIZE = 512;
+const MAX_CACHED_HEADER_LENGTH = 256;
+const headerCache = new Map<string, Readonly<AttestationHeader>>();
+
+function parseHeaderUncached(segment: string): AttestationHeader {
   const { value: header, text } = decodeJsonSegment(segment);
   if (hasDuplicateKeys(text)) malformed('agent_attestation header has duplicate members');
-  if (header['alg'] !== 'ES256') throw attestationFailure('unsupported_alg', 'agent_attestation must be signed with ES256');
+  if (header['alg'] !== 'ES256')
+    throw attestationFailure('unsupported_alg', 'agent_attestation must be signed with ES256');
   if ('crit' in header) malformed('agent_attestation header must not carry crit');
   if ('cty' in header) malformed('agent_attestation must not be a nested JWT');
   const kid = header['kid'];

@@ -1,5 +1,10 @@
 export { acceptedAudiences, audienceMatches, type AudienceMode } from './audience.js';
-export { signAttestation, generateAgentKeyPair, exportPublicJwk, type SignAttestationOptions } from './sign.js';
+export {
+  signAttestation,
+  generateAgentKeyPair,
+  exportPublicJwk,
+  type SignAttestationOptions,
+} from './sign.js';
 export {
   AttestationVerifier,
   type AttestationVerifierOptions,

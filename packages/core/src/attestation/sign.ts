@@ -26,7 +26,8 @@ export async function signAttestation(options: SignAttestationOptions): Promise<
   const clock = options.clock ?? systemClock;
   const iat = Math.floor(clock.now() / 1000);
   const jti = options.jti ?? base64url((options.random ?? cryptoRandom).bytes(24));
-  const header = options.kid === undefined ? { alg: 'ES256', typ: 'JWT' } : { alg: 'ES256', typ: 'JWT', kid: options.kid };
+  const header =
+    options.kid === undefined ? { alg: 'ES256', typ: 'JWT' } : { alg: 'ES256', typ: 'JWT', kid: options.kid };
   return new SignJWT({
     ...options.extraClaims,
     iss: options.issuer ?? new URL(options.agentId).origin,
@@ -42,7 +43,10 @@ export async function signAttestation(options: SignAttestationOptions): Promise<
 
 /** A fresh, extractable ECDSA P-256 key pair (Web Crypto) for an agent. */
 export async function generateAgentKeyPair(): Promise<{ privateKey: CryptoKey; publicKey: CryptoKey }> {
-  return globalThis.crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
+  return globalThis.crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
+    'sign',
+    'verify',
+  ]);
 }
 
 /** The public JWK to publish as `public_key` in agent.json: `{kty, crv, x, y[, kid]}`, never `d`. */

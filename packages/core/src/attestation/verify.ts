@@ -97,7 +97,10 @@ export class AttestationVerifier {
       if (typeof outcome === 'string') {
         throw outcome === 'unknown_kid'
           ? attestationFailure('unknown_kid', 'No key in the identity document matches the attestation kid')
-          : attestationFailure('invalid_signature', 'The attestation signature does not verify with the agent key');
+          : attestationFailure(
+              'invalid_signature',
+              'The attestation signature does not verify with the agent key',
+            );
       }
     }
     return this.checkClaims(outcome, identity, expect.audiences, now);
@@ -153,17 +156,25 @@ export class AttestationVerifier {
     const exp = claims.exp!;
     const { jti, iss } = claims;
     if (typeof jti !== 'string' || jti.length === 0 || jti.length > MAX_JTI_LENGTH) {
-      throw attestationFailure('invalid_claim', `jti must be a string of 1-${MAX_JTI_LENGTH} characters`, { claim: 'jti' });
+      throw attestationFailure('invalid_claim', `jti must be a string of 1-${MAX_JTI_LENGTH} characters`, {
+        claim: 'jti',
+      });
     }
     if (Math.abs(now - iat) > this.skew) {
-      throw attestationFailure('iat_out_of_range', `iat must be within ${this.skew} seconds of the server time`);
+      throw attestationFailure(
+        'iat_out_of_range',
+        `iat must be within ${this.skew} seconds of the server time`,
+      );
     }
     if (exp <= iat) throw attestationFailure('invalid_claim', 'exp must be after iat', { claim: 'exp' });
     if (exp - iat > this.maxLifetime) {
       throw attestationFailure('lifetime_too_long', `exp - iat must be at most ${this.maxLifetime} seconds`);
     }
-    const accepted = Array.isArray(audiences) ? new Set<string>(audiences) : (audiences as ReadonlySet<string>);
-    if (!audienceMatches(claims.aud, accepted)) throw attestationFailure('audience_mismatch', 'The attestation aud does not name this endpoint');
+    const accepted = Array.isArray(audiences)
+      ? new Set<string>(audiences)
+      : (audiences as ReadonlySet<string>);
+    if (!audienceMatches(claims.aud, accepted))
+      throw attestationFailure('audience_mismatch', 'The attestation aud does not name this endpoint');
     if (typeof iss !== 'string' || !this.acceptedIssuers(identity).has(iss)) {
       throw attestationFailure('issuer_mismatch', 'The attestation iss does not name the agent host');
     }
@@ -191,10 +202,17 @@ function fromJoseError(err: unknown): AthError {
   if (err instanceof AthError) return err;
   if (err instanceof errors.JWTExpired) return attestationFailure('expired', 'The attestation has expired');
   if (err instanceof errors.JWTClaimValidationFailed) {
-    if (err.reason === 'missing') return attestationFailure('missing_claim', `The attestation lacks the ${err.claim} claim`, { claim: err.claim });
-    if (err.claim === 'sub') return attestationFailure('sub_mismatch', 'The attestation sub does not equal the agent_id');
-    return attestationFailure('invalid_claim', `The attestation ${err.claim} claim is invalid`, { claim: err.claim });
+    if (err.reason === 'missing')
+      return attestationFailure('missing_claim', `The attestation lacks the ${err.claim} claim`, {
+        claim: err.claim,
+      });
+    if (err.claim === 'sub')
+      return attestationFailure('sub_mismatch', 'The attestation sub does not equal the agent_id');
+    return attestationFailure('invalid_claim', `The attestation ${err.claim} claim is invalid`, {
+      claim: err.claim,
+    });
   }
-  if (err instanceof errors.JOSEAlgNotAllowed) return attestationFailure('unsupported_alg', 'agent_attestation must be signed with ES256');
+  if (err instanceof errors.JOSEAlgNotAllowed)
+    return attestationFailure('unsupported_alg', 'agent_attestation must be signed with ES256');
   return attestationFailure('malformed_token', 'agent_attestation is not a valid JWT');
 }

@@ -300,6 +300,8 @@ export async function completeConsent(
       client_id: session.clientId,
       provider_id: session.providerId,
       requested_scopes: session.requestedScopes,
+      effective_scopes: [], // C-143: a denial grants nothing
+      denied_scopes: session.requestedScopes,
       denial_reason: 'user_denied',
     });
   }

@@ -17,18 +17,21 @@ function invalid(message: string): never {
  */
 export function parseAgentId(agentId: unknown, insecureAllowed: (url: URL) => boolean = () => false): URL {
   if (typeof agentId !== 'string' || agentId.length === 0) invalid('agent_id must be a non-empty string');
-  if (agentId.length > MAX_AGENT_ID_LENGTH) invalid(`agent_id must be at most ${MAX_AGENT_ID_LENGTH} characters`);
+  if (agentId.length > MAX_AGENT_ID_LENGTH)
+    invalid(`agent_id must be at most ${MAX_AGENT_ID_LENGTH} characters`);
   let url: URL;
   try {
     url = new URL(agentId);
   } catch {
     invalid('agent_id must be an absolute URL');
   }
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && insecureAllowed(url))) invalid('agent_id must be an https URL');
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && insecureAllowed(url)))
+    invalid('agent_id must be an https URL');
   if (url.username !== '' || url.password !== '') invalid('agent_id must not contain userinfo');
   if (agentId.includes('#')) invalid('agent_id must not contain a fragment');
   if (agentId.includes('?')) invalid('agent_id must not contain a query');
-  if (url.hostname === '' || url.hostname.endsWith('.')) invalid('agent_id host must be a fully qualified name without a trailing dot');
+  if (url.hostname === '' || url.hostname.endsWith('.'))
+    invalid('agent_id host must be a fully qualified name without a trailing dot');
   if (url.href !== agentId) invalid('agent_id must be in canonical URL form');
   return url;
 }

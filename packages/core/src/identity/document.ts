@@ -43,13 +43,18 @@ export async function parseIdentityDocument(
   agentId: string,
 ): Promise<{ document: AgentIdentityDocument; keys: AgentKey[] }> {
   if (fetched.status !== 200) {
-    throw attestationFailure('identity_document_unavailable', `The identity document URL answered HTTP ${fetched.status}`, {
-      status: fetched.status,
-    });
+    throw attestationFailure(
+      'identity_document_unavailable',
+      `The identity document URL answered HTTP ${fetched.status}`,
+      {
+        status: fetched.status,
+      },
+    );
   }
   const mediaType = fetched.contentType?.split(';', 1)[0]!.trim().toLowerCase() ?? '';
   if (!JSON_MEDIA_TYPE.test(mediaType)) invalid('The identity document must be served as application/json');
-  if (exceedsJsonDepth(fetched.body, MAX_DOCUMENT_DEPTH)) invalid('The identity document is nested too deeply');
+  if (exceedsJsonDepth(fetched.body, MAX_DOCUMENT_DEPTH))
+    invalid('The identity document is nested too deeply');
 
   let value: unknown;
   try {
@@ -60,10 +65,13 @@ export async function parseIdentityDocument(
   const result = validateAgentIdentityDocument(value);
   if (!result.valid) {
     const first = result.violations[0];
-    invalid(`The identity document is not a valid AgentIdentityDocument${first ? ` (${first.pointer || '/'}: ${first.message})` : ''}`);
+    invalid(
+      `The identity document is not a valid AgentIdentityDocument${first ? ` (${first.pointer || '/'}: ${first.message})` : ''}`,
+    );
   }
   const document = result.value;
-  if (document.agent_id !== agentId) invalid('The identity document agent_id does not equal the URL it was fetched from');
+  if (document.agent_id !== agentId)
+    invalid('The identity document agent_id does not equal the URL it was fetched from');
   const keys = await importAgentKeys(document.public_key);
   return { document, keys };
 }

@@ -30,6 +30,10 @@ export type AttestationFailureReason =
   | 'replayed_jti';
 
 /** Builds the one error type of this module. Messages never contain the token or resolved IPs. */
-export function attestationFailure(reason: AttestationFailureReason, message: string, extra?: Record<string, unknown>): AthError {
+export function attestationFailure(
+  reason: AttestationFailureReason,
+  message: string,
+  extra?: Record<string, unknown>,
+): AthError {
   return new AthError('INVALID_ATTESTATION', message, { reason, ...extra });
 }

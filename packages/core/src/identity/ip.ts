@@ -90,7 +90,8 @@ function classifyV4(v: number): AddressClass {
   if (inV4(v, '127.0.0.0', 8)) return 'loopback';
   if (inV4(v, '169.254.0.0', 16)) return 'link-local';
   if (inV4(v, '192.0.0.0', 24)) return 'reserved'; // IETF protocol assignments
-  if (inV4(v, '192.0.2.0', 24) || inV4(v, '198.51.100.0', 24) || inV4(v, '203.0.113.0', 24)) return 'documentation';
+  if (inV4(v, '192.0.2.0', 24) || inV4(v, '198.51.100.0', 24) || inV4(v, '203.0.113.0', 24))
+    return 'documentation';
   if (inV4(v, '192.88.99.0', 24)) return 'tunnel'; // deprecated 6to4 relay anycast
   if (inV4(v, '198.18.0.0', 15)) return 'benchmarking';
   if (inV4(v, '224.0.0.0', 4)) return 'multicast';
@@ -100,7 +101,16 @@ function classifyV4(v: number): AddressClass {
 }
 
 function classifyV6(g: number[]): AddressClass {
-  const [g0, g1, g2, g3, g4, g5, g6, g7] = g as [number, number, number, number, number, number, number, number];
+  const [g0, g1, g2, g3, g4, g5, g6, g7] = g as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   const firstSixZero = g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0 && g4 === 0;
   if (firstSixZero && g5 === 0) {
     if (g6 === 0 && g7 === 0) return 'unspecified';

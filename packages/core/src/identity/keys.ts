@@ -16,7 +16,8 @@ function invalid(message: string): never {
   throw attestationFailure('invalid_identity_document', message);
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * Imports the `public_key` of an identity document (AMB-24): an EC P-256 JWK (optionally with a
@@ -48,17 +49,23 @@ async function importEcJwk(jwk: unknown): Promise<AgentKey> {
   if (jwk['kty'] !== 'EC' || jwk['crv'] !== 'P-256') invalid('public_key must be an EC P-256 key (ES256)');
   if ('d' in jwk) invalid('public_key contains private key material');
   const { x, y, kid, alg, use } = jwk;
-  if (typeof x !== 'string' || typeof y !== 'string' || !B64URL_32_BYTES.test(x) || !B64URL_32_BYTES.test(y)) {
+  if (
+    typeof x !== 'string' ||
+    typeof y !== 'string' ||
+    !B64URL_32_BYTES.test(x) ||
+    !B64URL_32_BYTES.test(y)
+  ) {
     invalid('public_key x/y must be 32-byte base64url coordinates');
   }
-  if (kid !== undefined && (typeof kid !== 'string' || kid.length === 0 || kid.length > MAX_KID_LENGTH)) invalid('public_key kid must be a short string');
+  if (kid !== undefined && (typeof kid !== 'string' || kid.length === 0 || kid.length > MAX_KID_LENGTH))
+    invalid('public_key kid must be a short string');
   if (alg !== undefined && alg !== 'ES256') invalid('public_key alg must be ES256');
   if (use !== undefined && use !== 'sig') invalid('public_key use must be sig');
   try {
     // Only the members we checked: no key_ops/ext surprises; Web Crypto rejects points off the curve.
     const key = await importJWK({ kty: 'EC', crv: 'P-256', x, y } satisfies JWK, 'ES256');
     if (key instanceof Uint8Array) invalid('public_key is not an asymmetric key');
-    return { kid: (kid as string | undefined) ?? null, key };
+    return { kid: kid ?? null, key };
   } catch (err) {
     if (err instanceof Error && err.name === 'AthError') throw err;
     invalid('public_key is not a valid P-256 point');

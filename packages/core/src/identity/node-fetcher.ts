@@ -53,7 +53,8 @@ function hostPortKey(host: string, port: string): string {
 function parseAllowEntry(entry: string): string {
   const colon = entry.lastIndexOf(':');
   const port = entry.slice(colon + 1);
-  if (colon <= 0 || !/^[0-9]{1,5}$/.test(port)) throw new TypeError(`allowInsecure entry must be host:port, got ${entry}`);
+  if (colon <= 0 || !/^[0-9]{1,5}$/.test(port))
+    throw new TypeError(`allowInsecure entry must be host:port, got ${entry}`);
   return hostPortKey(entry.slice(0, colon), port);
 }
 
@@ -68,7 +69,7 @@ class DeadlineExceeded extends Error {}
  */
 export function createSafeFetcher(options: SafeFetcherOptions = {}): SafeFetcher {
   const allow = new Set((options.allowInsecure ?? []).map(parseAllowEntry));
-  const lookup: LookupAllFunction = options.lookup ?? (dnsLookup as unknown as LookupAllFunction);
+  const lookup: LookupAllFunction = options.lookup ?? dnsLookup;
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
   const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const readTimeoutMs = options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
@@ -84,12 +85,16 @@ export function createSafeFetcher(options: SafeFetcherOptions = {}): SafeFetcher
         lookup(hostname, { all: true }, (err, addresses) => {
           clearTimeout(timer);
           if (err || !Array.isArray(addresses) || addresses.length === 0) {
-            reject(attestationFailure('identity_document_unavailable', 'The agent_id host could not be resolved'));
+            reject(
+              attestationFailure('identity_document_unavailable', 'The agent_id host could not be resolved'),
+            );
           } else resolve(addresses);
         });
       } catch {
         clearTimeout(timer);
-        reject(attestationFailure('identity_document_unavailable', 'The agent_id host could not be resolved'));
+        reject(
+          attestationFailure('identity_document_unavailable', 'The agent_id host could not be resolved'),
+        );
       }
     });
 
@@ -102,7 +107,8 @@ export function createSafeFetcher(options: SafeFetcherOptions = {}): SafeFetcher
     const addresses = await resolveAll(hostname);
     for (const { address } of addresses) {
       // Deliberately no address in the message: it may be internal and the caller is untrusted.
-      if (!addressAllowed(address, port)) throw attestationFailure('ssrf_blocked', 'The agent_id host resolves to a non-public address');
+      if (!addressAllowed(address, port))
+        throw attestationFailure('ssrf_blocked', 'The agent_id host resolves to a non-public address');
     }
     return addresses[0]!.address;
   };
@@ -118,7 +124,7 @@ export function createSafeFetcher(options: SafeFetcherOptions = {}): SafeFetcher
             hostname: address,
             // Certificate and SNI stay bound to the name the agent published, not to the pinned IP.
             servername: opts.servername ?? (isIpLiteral(opts.hostname) ? undefined : opts.hostname),
-          } as buildConnector.Options,
+          },
           callback,
         ),
       (err: unknown) => callback(err as Error, null),
@@ -164,7 +170,10 @@ export function createSafeFetcher(options: SafeFetcherOptions = {}): SafeFetcher
       const { statusCode, headers, body } = response;
       if (statusCode >= 300 && statusCode < 400) {
         discard(body);
-        throw attestationFailure('identity_document_redirect', 'The identity document URL answered with a redirect; redirects are not followed');
+        throw attestationFailure(
+          'identity_document_redirect',
+          'The identity document URL answered with a redirect; redirects are not followed',
+        );
       }
       if (statusCode < 200 || statusCode >= 300) {
         discard(body);
@@ -230,7 +239,13 @@ function toFetchFailure(err: unknown, deadline: AbortSignal): AthError {
     if (e instanceof AthError) return e;
   }
   const code = (err as { code?: unknown } | null)?.code;
-  if (deadline.aborted || err instanceof DeadlineExceeded || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+  if (
+    deadline.aborted ||
+    err instanceof DeadlineExceeded ||
+    code === 'UND_ERR_CONNECT_TIMEOUT' ||
+    code === 'UND_ERR_HEADERS_TIMEOUT' ||
+    code === 'UND_ERR_BODY_TIMEOUT'
+  ) {
     return attestationFailure('identity_document_timeout', 'Fetching the identity document timed out');
   }
   if (code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE') {

@@ -92,6 +92,9 @@ export class IdentityResolver {
     const entry = this.entries.get(agentId);
     if (entry !== undefined && now < entry.expiresAt) {
       if (options?.forceRefresh !== true) return Promise.resolve(entry.identity);
+      // Concurrent failures share the one refresh already under way instead of seeing the old keys.
+      const pending = this.inflight.get(agentId);
+      if (pending !== undefined) return pending;
       const last = this.lastForced.get(agentId);
       if (last !== undefined && now - last < this.refetchIntervalMs) return Promise.resolve(entry.identity);
       setBounded(this.lastForced, agentId, now, this.maxEntries);
@@ -99,14 +102,14 @@ export class IdentityResolver {
       // signature does) must not be able to evict a good key during the agent's transient outage.
       return this.load(agentId, new URL(agentId));
     }
-    let url: URL;
-    try {
-      url = this.parseAgentId(agentId);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return this.resolveUncached(agentId, now);
+  }
+
+  private async resolveUncached(agentId: string, now: number): Promise<ResolvedIdentity> {
+    const url = this.parseAgentId(agentId);
+    // A recent failure is answered from memory: a broken agent must not cost a fetch per request.
     const failure = this.failures.get(agentId);
-    if (failure !== undefined && now < failure.until) return Promise.reject(failure.error);
+    if (failure !== undefined && now < failure.until) throw failure.error;
     return this.load(agentId, url);
   }
 
@@ -136,7 +139,12 @@ export class IdentityResolver {
       const fetched = await this.fetcher.fetch(url);
       const { document, keys } = await parseIdentityDocument(fetched, agentId);
       const fetchedAt = this.clock.now();
-      const identity: ResolvedIdentity = Object.freeze({ agentId, document, keys: Object.freeze(keys), fetchedAt });
+      const identity: ResolvedIdentity = Object.freeze({
+        agentId,
+        document,
+        keys: Object.freeze(keys),
+        fetchedAt,
+      });
       setBounded(this.entries, agentId, { identity, expiresAt: fetchedAt + this.ttlMs }, this.maxEntries);
       this.failures.delete(agentId);
       return identity;
@@ -145,7 +153,12 @@ export class IdentityResolver {
         err instanceof AthError && err.code === 'INVALID_ATTESTATION'
           ? err
           : attestationFailure('identity_document_unavailable', 'The identity document could not be fetched');
-      setBounded(this.failures, agentId, { error, until: this.clock.now() + this.failureTtlMs }, this.maxEntries);
+      setBounded(
+        this.failures,
+        agentId,
+        { error, until: this.clock.now() + this.failureTtlMs },
+        this.maxEntries,
+      );
       throw error;
     }
   }

@@ -9,12 +9,26 @@ describe('signAttestation', () => {
   it('produces an ES256 JWT with {alg, typ, kid} and iss/sub/aud/iat/exp/jti', async () => {
     const { privateKey, publicKey } = await generateAgentKeyPair();
     const clock = new ManualClock(1_700_000_000_500);
-    const jwt = await signAttestation({ privateKey, kid: 'k1', agentId: AGENT, audience: 'https://gw.test', clock });
+    const jwt = await signAttestation({
+      privateKey,
+      kid: 'k1',
+      agentId: AGENT,
+      audience: 'https://gw.test',
+      clock,
+    });
     expect(decodeProtectedHeader(jwt)).toEqual({ alg: 'ES256', typ: 'JWT', kid: 'k1' });
     const claims = decodeJwt(jwt);
-    expect(claims).toMatchObject({ iss: 'https://agent1.test', sub: AGENT, aud: 'https://gw.test', iat: 1_700_000_000, exp: 1_700_000_300 });
+    expect(claims).toMatchObject({
+      iss: 'https://agent1.test',
+      sub: AGENT,
+      aud: 'https://gw.test',
+      iat: 1_700_000_000,
+      exp: 1_700_000_300,
+    });
     expect(claims.jti).toMatch(/^[A-Za-z0-9_-]{32}$/); // 192 random bits
-    await expect(jwtVerify(jwt, publicKey, { algorithms: ['ES256'], currentDate: new Date(clock.now()) })).resolves.toBeDefined();
+    await expect(
+      jwtVerify(jwt, publicKey, { algorithms: ['ES256'], currentDate: new Date(clock.now()) }),
+    ).resolves.toBeDefined();
   });
 
   it('uses fresh jtis, and honours issuer, lifetime, audience arrays, jti and extra claims (registered claims win)', async () => {

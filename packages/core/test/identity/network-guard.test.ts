@@ -17,7 +17,8 @@ describe('test support: network guard (threats 3.0 safety net)', () => {
     const socket = net.connect({
       host: 'somewhere.test',
       port: 9,
-      lookup: ((_h: string, _o: unknown, cb: (e: null, a: string, f: number) => void) => cb(null, '203.0.113.5', 4)) as never,
+      lookup: (_h: string, _o: unknown, cb: (e: null, a: string, f: number) => void) =>
+        cb(null, '203.0.113.5', 4),
     });
     const error = await new Promise<Error>((resolve) => socket.once('error', resolve));
     expect(error.message).toMatch(/network guard/);

@@ -1,9 +1,23 @@
 import type { LookupAddress } from 'node:dns';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AthError } from '../../src/errors.js';
-import { createSafeFetcher, type LookupAllFunction, type SafeFetcher, type SafeFetcherOptions } from '../../src/identity/node-fetcher.js';
-import { startAgentServer, startCanary, type AgentServer, type Canary, type TestAgent } from '../support/agent-server.js';
+import {
+  createSafeFetcher,
+  type LookupAllFunction,
+  type SafeFetcher,
+  type SafeFetcherOptions,
+} from '../../src/identity/node-fetcher.js';
+import {
+  startAgentServer,
+  startCanary,
+  type AgentServer,
+  type Canary,
+  type TestAgent,
+} from '../support/agent-server.js';
 import { useNetworkGuard } from '../support/network-guard.js';
+import { TLS_TEST_CERT, TLS_TEST_HOST, TLS_TEST_KEY } from '../support/tls-fixture.js';
 
 const guard = useNetworkGuard();
 
@@ -16,7 +30,11 @@ function tableLookup(table: Record<string, string[] | ((call: number) => string[
     const answer = typeof entry === 'function' ? entry(calls.filter((h) => h === hostname).length) : entry;
     setImmediate(() => {
       if (!answer) callback(Object.assign(new Error(`ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }), []);
-      else callback(null, answer.map((address): LookupAddress => ({ address, family: address.includes(':') ? 6 : 4 })));
+      else
+        callback(
+          null,
+          answer.map((address): LookupAddress => ({ address, family: address.includes(':') ? 6 : 4 })),
+        );
     });
   };
   return { lookup, calls };
@@ -41,7 +59,12 @@ describe('createSafeFetcher', () => {
   let canary: Canary;
   const fetchers: SafeFetcher[] = [];
   const make = (options: SafeFetcherOptions = {}): SafeFetcher => {
-    const f = createSafeFetcher({ allowInsecure: [ad.hostPort], connectTimeoutMs: 300, readTimeoutMs: 700, ...options });
+    const f = createSafeFetcher({
+      allowInsecure: [ad.hostPort],
+      connectTimeoutMs: 300,
+      readTimeoutMs: 700,
+      ...options,
+    });
     fetchers.push(f);
     return f;
   };
@@ -125,14 +148,20 @@ describe('createSafeFetcher', () => {
 
     it('localhost resolves to loopback → ssrf_blocked', async () => {
       const { lookup, calls } = tableLookup({ localhost: ['127.0.0.1', '::1'] });
-      const e = await failure(make({ lookup }).fetch(new URL(`https://localhost:${canary.port}/.well-known/agent.json`)));
+      const e = await failure(
+        make({ lookup }).fetch(new URL(`https://localhost:${canary.port}/.well-known/agent.json`)),
+      );
       expect(e.details?.['reason']).toBe('ssrf_blocked');
       expect(calls).toEqual(['localhost']);
       expect(canary.hits).toBe(0);
     });
 
     it('file:, data: and ftp: URLs are refused', async () => {
-      for (const url of ['file:///etc/passwd', 'data:application/json,{}', `ftp://127.0.0.1:${canary.port}/agent.json`]) {
+      for (const url of [
+        'file:///etc/passwd',
+        'data:application/json,{}',
+        `ftp://127.0.0.1:${canary.port}/agent.json`,
+      ]) {
         expect((await failure(make().fetch(new URL(url)))).details?.['reason']).toBe('invalid_agent_id');
       }
       expect(canary.hits).toBe(0);
@@ -142,7 +171,9 @@ describe('createSafeFetcher', () => {
   describe('threats B2: hostnames resolving to internal addresses (injected resolver)', () => {
     it('agent-b.test → 127.0.0.1 (not allow-listed) → ssrf_blocked', async () => {
       const { lookup, calls } = tableLookup({ 'agent-b.test': ['127.0.0.1'] });
-      const e = await failure(make({ lookup }).fetch(new URL(`https://agent-b.test:${canary.port}/.well-known/agent.json`)));
+      const e = await failure(
+        make({ lookup }).fetch(new URL(`https://agent-b.test:${canary.port}/.well-known/agent.json`)),
+      );
       expect(e.details?.['reason']).toBe('ssrf_blocked');
       expect(calls).toEqual(['agent-b.test']);
       expect(canary.hits).toBe(0);
@@ -157,7 +188,9 @@ describe('createSafeFetcher', () => {
 
     it('169.254.169.254.nip.io uses the injected resolver (no real DNS) and is refused', async () => {
       const { lookup, calls } = tableLookup({ '169.254.169.254.nip.io': ['169.254.169.254'] });
-      const e = await failure(make({ lookup }).fetch(new URL('https://169.254.169.254.nip.io/latest/meta-data/')));
+      const e = await failure(
+        make({ lookup }).fetch(new URL('https://169.254.169.254.nip.io/latest/meta-data/')),
+      );
       expect(e.details?.['reason']).toBe('ssrf_blocked');
       expect(calls).toEqual(['169.254.169.254.nip.io']);
     });
@@ -166,7 +199,9 @@ describe('createSafeFetcher', () => {
       const { lookup } = tableLookup({ 'm.test': ['::ffff:10.0.0.1'], 'n.test': ['64:ff9b::a9fe:a9fe'] });
       const fetcher = make({ lookup });
       for (const host of ['m.test', 'n.test']) {
-        expect((await failure(fetcher.fetch(new URL(`https://${host}/a`)))).details?.['reason']).toBe('ssrf_blocked');
+        expect((await failure(fetcher.fetch(new URL(`https://${host}/a`)))).details?.['reason']).toBe(
+          'ssrf_blocked',
+        );
       }
     });
 
@@ -178,7 +213,9 @@ describe('createSafeFetcher', () => {
 
     it('an unresolvable host → identity_document_unavailable', async () => {
       const { lookup } = tableLookup({});
-      expect((await failure(make({ lookup }).fetch(new URL('https://nowhere.test/a')))).details?.['reason']).toBe('identity_document_unavailable');
+      expect(
+        (await failure(make({ lookup }).fetch(new URL('https://nowhere.test/a')))).details?.['reason'],
+      ).toBe('identity_document_unavailable');
     });
 
     it('a resolver that never answers → identity_document_timeout within the connect timeout', async () => {
@@ -194,7 +231,9 @@ describe('createSafeFetcher', () => {
     // 127.0.0.2 listens on the same port as AD; a second resolution would reach it.
     const rebind = await startCanary({ host: '127.0.0.2', port: ad.port });
     try {
-      const { lookup, calls } = tableLookup({ 'agent-b.test': (n) => (n === 1 ? ['127.0.0.1'] : ['127.0.0.2']) });
+      const { lookup, calls } = tableLookup({
+        'agent-b.test': (n) => (n === 1 ? ['127.0.0.1'] : ['127.0.0.2']),
+      });
       const fetcher = make({ lookup, allowInsecure: [`agent-b.test:${ad.port}`, ad.hostPort] });
       const before = agent.fetches;
       const res = await fetcher.fetch(new URL(`http://agent-b.test:${ad.port}${agent.path}`));
@@ -216,20 +255,25 @@ describe('createSafeFetcher', () => {
   describe('threats B4: redirects are never followed', () => {
     it('302 to a canary → identity_document_redirect, canary 0 hits', async () => {
       agent.setMode({ kind: 'redirect', location: `${canary.url}/x` });
-      expect((await failure(make({ allowInsecure: [ad.hostPort, canary.hostPort] }).fetch(new URL(agent.agentId)))).details?.['reason']).toBe(
-        'identity_document_redirect',
-      );
+      expect(
+        (await failure(make({ allowInsecure: [ad.hostPort, canary.hostPort] }).fetch(new URL(agent.agentId))))
+          .details?.['reason'],
+      ).toBe('identity_document_redirect');
       expect(canary.hits).toBe(0);
     });
 
     it('C-034: 302 to the metadata address → refused', async () => {
       agent.setMode({ kind: 'redirect', location: 'http://169.254.169.254/latest/meta-data/' });
-      expect((await failure(make().fetch(new URL(agent.agentId)))).details?.['reason']).toBe('identity_document_redirect');
+      expect((await failure(make().fetch(new URL(agent.agentId)))).details?.['reason']).toBe(
+        'identity_document_redirect',
+      );
     });
 
     it('301 to a same-origin path → refused too (no redirects at all)', async () => {
       agent.setMode({ kind: 'redirect', status: 301, location: agent.path });
-      expect((await failure(make().fetch(new URL(agent.agentId)))).details?.['reason']).toBe('identity_document_redirect');
+      expect((await failure(make().fetch(new URL(agent.agentId)))).details?.['reason']).toBe(
+        'identity_document_redirect',
+      );
     });
   });
 
@@ -237,23 +281,31 @@ describe('createSafeFetcher', () => {
     it('a 100 MB body without Content-Length aborts at 64 KiB', async () => {
       agent.setMode({ kind: 'huge' });
       const started = Date.now();
-      expect((await failure(make().fetch(new URL(agent.agentId)))).details?.['reason']).toBe('identity_document_too_large');
+      expect((await failure(make().fetch(new URL(agent.agentId)))).details?.['reason']).toBe(
+        'identity_document_too_large',
+      );
       expect(Date.now() - started).toBeLessThan(3000);
     });
 
     it('a declared Content-Length above the cap is refused before reading', async () => {
       agent.setMode({ kind: 'huge', declareLength: true });
-      expect((await failure(make().fetch(new URL(agent.agentId)))).details?.['reason']).toBe('identity_document_too_large');
+      expect((await failure(make().fetch(new URL(agent.agentId)))).details?.['reason']).toBe(
+        'identity_document_too_large',
+      );
     });
 
     it('an endless body aborts at the cap', async () => {
       agent.setMode({ kind: 'endless' });
-      expect((await failure(make().fetch(new URL(agent.agentId)))).details?.['reason']).toBe('identity_document_too_large');
+      expect((await failure(make().fetch(new URL(agent.agentId)))).details?.['reason']).toBe(
+        'identity_document_too_large',
+      );
     });
 
     it('Content-Length: 10 followed by 10 MB: only the declared bytes are read', async () => {
       agent.setMode({ kind: 'lying-length', declared: 10, bytes: 10 * 1024 * 1024 });
-      const res = await make().fetch(new URL(agent.agentId)).catch((e: unknown) => e);
+      const res = await make()
+        .fetch(new URL(agent.agentId))
+        .catch((e: unknown) => e);
       // Either the 10 declared bytes (which are not a document) or a transport failure; never 10 MB.
       if (res instanceof AthError) expect(res.code).toBe('INVALID_ATTESTATION');
       else expect((res as { body: string }).body.length).toBeLessThanOrEqual(10);
@@ -261,7 +313,9 @@ describe('createSafeFetcher', () => {
 
     it('a custom maxBytes is honoured', async () => {
       agent.setMode({ kind: 'ok' });
-      expect((await failure(make({ maxBytes: 50 }).fetch(new URL(agent.agentId)))).details?.['reason']).toBe('identity_document_too_large');
+      expect((await failure(make({ maxBytes: 50 }).fetch(new URL(agent.agentId)))).details?.['reason']).toBe(
+        'identity_document_too_large',
+      );
     });
   });
 
@@ -269,14 +323,18 @@ describe('createSafeFetcher', () => {
     it('headers that never come → identity_document_timeout within the bound', async () => {
       agent.setMode({ kind: 'slow-headers', delayMs: Infinity });
       const started = Date.now();
-      expect((await failure(make().fetch(new URL(agent.agentId)))).details?.['reason']).toBe('identity_document_timeout');
+      expect((await failure(make().fetch(new URL(agent.agentId)))).details?.['reason']).toBe(
+        'identity_document_timeout',
+      );
       expect(Date.now() - started).toBeLessThan(300 + 700 + 2000);
     });
 
     it('a 1-byte trickle → identity_document_timeout (the read timeout is total, not idle)', async () => {
       agent.setMode({ kind: 'trickle', intervalMs: 50 });
       const started = Date.now();
-      expect((await failure(make().fetch(new URL(agent.agentId)))).details?.['reason']).toBe('identity_document_timeout');
+      expect((await failure(make().fetch(new URL(agent.agentId)))).details?.['reason']).toBe(
+        'identity_document_timeout',
+      );
       expect(Date.now() - started).toBeLessThan(300 + 700 + 2000);
     });
 
@@ -284,7 +342,9 @@ describe('createSafeFetcher', () => {
       agent.setMode({ kind: 'slow-headers', delayMs: Infinity });
       const fetcher = make();
       const started = Date.now();
-      const results = await Promise.all(Array.from({ length: 50 }, () => failure(fetcher.fetch(new URL(agent.agentId)))));
+      const results = await Promise.all(
+        Array.from({ length: 50 }, () => failure(fetcher.fetch(new URL(agent.agentId)))),
+      );
       expect(results.every((e) => e.details?.['reason'] === 'identity_document_timeout')).toBe(true);
       expect(Date.now() - started).toBeLessThan(10_000);
     });
@@ -293,9 +353,45 @@ describe('createSafeFetcher', () => {
       const closed = await startCanary();
       const port = closed.port;
       await closed.close();
-      const e = await failure(make({ allowInsecure: [`127.0.0.1:${port}`] }).fetch(new URL(`http://127.0.0.1:${port}/a`)));
+      const e = await failure(
+        make({ allowInsecure: [`127.0.0.1:${port}`] }).fetch(new URL(`http://127.0.0.1:${port}/a`)),
+      );
       expect(e.details?.['reason']).toBe('identity_document_unavailable');
       expect(e.message).not.toContain('127.0.0.1');
+    });
+  });
+
+  describe('https: the pinned address is dialled, the certificate is checked against the agent host', () => {
+    let server: https.Server;
+    let port: number;
+    beforeAll(async () => {
+      server = https.createServer({ cert: TLS_TEST_CERT, key: TLS_TEST_KEY }, (_req, res) =>
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'),
+      );
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      port = (server.address() as AddressInfo).port;
+    });
+    afterAll(async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    });
+
+    it('fetches over TLS from the validated address with SNI and verification for the published name', async () => {
+      const { lookup, calls } = tableLookup({ [TLS_TEST_HOST]: ['127.0.0.1'] });
+      const f = make({ lookup, allowInsecure: [`127.0.0.1:${port}`], tls: { ca: TLS_TEST_CERT } });
+      const res = await f.fetch(new URL(`https://${TLS_TEST_HOST}:${port}/agent.json`));
+      expect(res).toMatchObject({ status: 200, body: '{"ok":true}' });
+      expect(calls).toEqual([TLS_TEST_HOST]);
+    });
+
+    it('a certificate for another name, or an untrusted one, fails as identity_document_unavailable', async () => {
+      const { lookup } = tableLookup({ 'other-name.test': ['127.0.0.1'], [TLS_TEST_HOST]: ['127.0.0.1'] });
+      const trusted = make({ lookup, allowInsecure: [`127.0.0.1:${port}`], tls: { ca: TLS_TEST_CERT } });
+      const e1 = await failure(trusted.fetch(new URL(`https://other-name.test:${port}/agent.json`)));
+      expect(e1.details?.['reason']).toBe('identity_document_unavailable');
+      const untrusted = make({ lookup, allowInsecure: [`127.0.0.1:${port}`] });
+      const e2 = await failure(untrusted.fetch(new URL(`https://${TLS_TEST_HOST}:${port}/agent.json`)));
+      expect(e2.details?.['reason']).toBe('identity_document_unavailable');
     });
   });
 

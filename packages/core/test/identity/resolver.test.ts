@@ -39,11 +39,16 @@ describe('IdentityResolver', () => {
   let clock: ManualClock;
   let n = 0;
   const agent = (options?: Parameters<AgentServer['addAgent']>[1]) => ad.addAgent(`agent${++n}`, options);
-  const resolver = (options: Partial<IdentityResolverOptions> = {}) => new IdentityResolver({ fetcher, clock, ...options });
+  const resolver = (options: Partial<IdentityResolverOptions> = {}) =>
+    new IdentityResolver({ fetcher, clock, ...options });
 
   beforeAll(async () => {
     ad = await startAgentServer();
-    transport = createSafeFetcher({ allowInsecure: [ad.hostPort], connectTimeoutMs: 500, readTimeoutMs: 1000 });
+    transport = createSafeFetcher({
+      allowInsecure: [ad.hostPort],
+      connectTimeoutMs: 500,
+      readTimeoutMs: 1000,
+    });
   });
   beforeEach(() => {
     clock = new ManualClock(1_700_000_000_000);
@@ -81,7 +86,17 @@ describe('IdentityResolver', () => {
       const a = await agent({ kid: null });
       expect((await resolver().resolve(a.agentId)).keys.map((k) => k.kid)).toEqual([null]);
       const b = await agent();
-      b.setMode({ kind: 'patch', patch: { public_key: { keys: [{ ...a.publicJwk, kid: 'old' }, { ...b.publicJwk, kid: 'new' }] } } });
+      b.setMode({
+        kind: 'patch',
+        patch: {
+          public_key: {
+            keys: [
+              { ...a.publicJwk, kid: 'old' },
+              { ...b.publicJwk, kid: 'new' },
+            ],
+          },
+        },
+      });
       expect((await resolver().resolve(b.agentId)).keys.map((k) => k.kid)).toEqual(['old', 'new']);
     });
 
@@ -97,16 +112,62 @@ describe('IdentityResolver', () => {
       ['(a) 404', (a) => a.setMode({ kind: 'status', status: 404 }), 'identity_document_unavailable'],
       ['500', (a) => a.setMode({ kind: 'status', status: 500 }), 'identity_document_unavailable'],
       ['(b) non-JSON body', (a) => a.setMode({ kind: 'non-json' }), 'invalid_identity_document'],
-      ['B7 text/html content type', (a) => a.setMode({ kind: 'content-type', contentType: 'text/html' }), 'invalid_identity_document'],
-      ['missing content type', (a) => a.setMode({ kind: 'raw', status: 200, contentType: null, body: '{}' }), 'invalid_identity_document'],
-      ['(c) missing public_key', (a) => a.setMode({ kind: 'patch', patch: { public_key: undefined } }), 'invalid_identity_document'],
-      ['(c) missing developer.id', (a) => a.setMode({ kind: 'patch', patch: { developer: { name: 'x' } } }), 'invalid_identity_document'],
-      ['(d) agent_id differs from the URL', (a) => a.setMode({ kind: 'patch', patch: { agent_id: `${a.agentId}x` } }), 'invalid_identity_document'],
-      ['(e) public_key is a number', (a) => a.setMode({ kind: 'patch', patch: { public_key: 42 } }), 'invalid_identity_document'],
-      ['B7 JSON nested 30k deep (within the size cap)', (a) => a.setMode({ kind: 'deep-nesting', depth: 30_000 }), 'invalid_identity_document'],
-      ['B7 JSON nested 100k deep', (a) => a.setMode({ kind: 'deep-nesting', depth: 100_000 }), 'identity_document_too_large'],
-      ['a JSON array', (a) => a.setMode({ kind: 'raw', status: 200, contentType: 'application/json', body: '[]' }), 'invalid_identity_document'],
-      ['invalid UTF-8', (a) => a.setMode({ kind: 'raw', status: 200, contentType: 'application/json', body: Uint8Array.of(0x7b, 0xff, 0x7d) }), 'invalid_identity_document'],
+      [
+        'B7 text/html content type',
+        (a) => a.setMode({ kind: 'content-type', contentType: 'text/html' }),
+        'invalid_identity_document',
+      ],
+      [
+        'missing content type',
+        (a) => a.setMode({ kind: 'raw', status: 200, contentType: null, body: '{}' }),
+        'invalid_identity_document',
+      ],
+      [
+        '(c) missing public_key',
+        (a) => a.setMode({ kind: 'patch', patch: { public_key: undefined } }),
+        'invalid_identity_document',
+      ],
+      [
+        '(c) missing developer.id',
+        (a) => a.setMode({ kind: 'patch', patch: { developer: { name: 'x' } } }),
+        'invalid_identity_document',
+      ],
+      [
+        '(d) agent_id differs from the URL',
+        (a) => a.setMode({ kind: 'patch', patch: { agent_id: `${a.agentId}x` } }),
+        'invalid_identity_document',
+      ],
+      [
+        '(e) public_key is a number',
+        (a) => a.setMode({ kind: 'patch', patch: { public_key: 42 } }),
+        'invalid_identity_document',
+      ],
+      [
+        'B7 JSON nested 30k deep (within the size cap)',
+        (a) => a.setMode({ kind: 'deep-nesting', depth: 30_000 }),
+        'invalid_identity_document',
+      ],
+      [
+        'B7 JSON nested 100k deep',
+        (a) => a.setMode({ kind: 'deep-nesting', depth: 100_000 }),
+        'identity_document_too_large',
+      ],
+      [
+        'a JSON array',
+        (a) => a.setMode({ kind: 'raw', status: 200, contentType: 'application/json', body: '[]' }),
+        'invalid_identity_document',
+      ],
+      [
+        'invalid UTF-8',
+        (a) =>
+          a.setMode({
+            kind: 'raw',
+            status: 200,
+            contentType: 'application/json',
+            body: Uint8Array.of(0x7b, 0xff, 0x7d),
+          }),
+        'invalid_identity_document',
+      ],
     ];
     it.each(cases)('%s', async (_name, setup, expected) => {
       const a = await agent();
@@ -135,7 +196,9 @@ describe('IdentityResolver', () => {
       for (const publicKey of bad) {
         const a = await agent();
         a.setMode({ kind: 'patch', patch: { public_key: publicKey } });
-        expect(await reason(resolver().resolve(a.agentId)), JSON.stringify(publicKey).slice(0, 60)).toBe('invalid_identity_document');
+        expect(await reason(resolver().resolve(a.agentId)), JSON.stringify(publicKey).slice(0, 60)).toBe(
+          'invalid_identity_document',
+        );
       }
     });
 
@@ -144,13 +207,29 @@ describe('IdentityResolver', () => {
       const b = await agent();
       a.setMode({ kind: 'patch', patch: { public_key: { keys: [a.publicJwk, b.publicJwk] } } });
       expect(await reason(resolver().resolve(a.agentId))).toBe('invalid_identity_document');
-      a.setMode({ kind: 'patch', patch: { public_key: { keys: [{ ...a.publicJwk, kid: 'x' }, { ...b.publicJwk, kid: 'x' }] } } });
+      a.setMode({
+        kind: 'patch',
+        patch: {
+          public_key: {
+            keys: [
+              { ...a.publicJwk, kid: 'x' },
+              { ...b.publicJwk, kid: 'x' },
+            ],
+          },
+        },
+      });
       expect(await reason(resolver().resolve(a.agentId))).toBe('invalid_identity_document');
     });
 
     it('wraps a raw error from a custom fetcher into INVALID_ATTESTATION', async () => {
-      const r = new IdentityResolver({ fetcher: { fetch: () => Promise.reject(new Error('socket hang up 10.0.0.1')) }, clock });
-      const err = await r.resolve('https://agent.example/.well-known/agent.json').catch((e: unknown) => e as AthError);
+      const r = new IdentityResolver({
+        fetcher: { fetch: () => Promise.reject(new Error('socket hang up 10.0.0.1')) },
+        clock,
+      });
+      const err = (await r.resolve('https://agent.example/.well-known/agent.json').then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as AthError;
       expect(err).toBeInstanceOf(AthError);
       expect(err.details).toEqual({ reason: 'identity_document_unavailable' });
       expect(err.message).not.toContain('10.0.0.1');
@@ -166,7 +245,10 @@ describe('IdentityResolver', () => {
       ['data:', 'data:application/json,{}'],
       ['ftp:', 'ftp://agent.example/.well-known/agent.json'],
       ['userinfo', 'https://user@agent.example/.well-known/agent.json'],
-      ['encoded slash in userinfo (host = evil)', 'https://agent.example%2f@evil.example/.well-known/agent.json'],
+      [
+        'encoded slash in userinfo (host = evil)',
+        'https://agent.example%2f@evil.example/.well-known/agent.json',
+      ],
       ['fragment', 'https://agent.example/.well-known/agent.json#x'],
       ['empty fragment', 'https://agent.example/.well-known/agent.json#'],
       ['query', 'https://agent.example/.well-known/agent.json?x=1'],
@@ -291,7 +373,10 @@ describe('IdentityResolver', () => {
       const r = resolver();
       expect(await reason(r.resolve(a.agentId))).toBe('identity_document_unavailable');
       a.setMode({ kind: 'ok' });
-      for (let i = 0; i < 5; i++) expect(await reason(r.resolve(a.agentId, { forceRefresh: i % 2 === 0 }))).toBe('identity_document_unavailable');
+      for (let i = 0; i < 5; i++)
+        expect(await reason(r.resolve(a.agentId, { forceRefresh: i % 2 === 0 }))).toBe(
+          'identity_document_unavailable',
+        );
       expect(a.fetches).toBe(1);
       clock.advance(60_000);
       await expect(r.resolve(a.agentId)).resolves.toMatchObject({ agentId: a.agentId });
@@ -303,7 +388,9 @@ describe('IdentityResolver', () => {
       const r = resolver();
       const good = await r.resolve(a.agentId);
       a.setMode({ kind: 'status', status: 503 });
-      expect(await r.resolve(a.agentId, { forceRefresh: true }).catch((e: unknown) => e)).toBeInstanceOf(AthError);
+      expect(await r.resolve(a.agentId, { forceRefresh: true }).catch((e: unknown) => e)).toBeInstanceOf(
+        AthError,
+      );
       expect(r.peek(a.agentId)).toBe(good);
       expect(await r.resolve(a.agentId)).toBe(good);
     });

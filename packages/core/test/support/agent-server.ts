@@ -17,7 +17,12 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { CryptoKey, JWK } from 'jose';
 import { exportSPKI } from 'jose';
-import { exportPublicJwk, generateAgentKeyPair, signAttestation, type SignAttestationOptions } from '../../src/attestation/index.js';
+import {
+  exportPublicJwk,
+  generateAgentKeyPair,
+  signAttestation,
+  type SignAttestationOptions,
+} from '../../src/attestation/index.js';
 import type { Clock } from '../../src/clock.js';
 
 /** What an agent's document URL answers. Default `{ kind: 'ok' }`. */
@@ -76,7 +81,11 @@ export interface TestAgent {
   /** Replaces the key pair (and optionally the kid); documents published from now on carry the new key. */
   rotateKey(options?: { kid?: string | null }): Promise<void>;
   /** Signs a valid attestation with the agent's current key (fresh jti unless given). */
-  mint(options: { aud: string | string[]; clock?: Clock } & Partial<Omit<SignAttestationOptions, 'privateKey' | 'agentId' | 'audience'>>): Promise<string>;
+  mint(
+    options: { aud: string | string[]; clock?: Clock } & Partial<
+      Omit<SignAttestationOptions, 'privateKey' | 'agentId' | 'audience'>
+    >,
+  ): Promise<string>;
 }
 
 export interface AgentServer {
@@ -147,7 +156,12 @@ export async function startAgentServer(options: { host?: string; port?: number }
     timers.add(t);
   };
 
-  const sendDocument = async (state: AgentState, res: http.ServerResponse, contentType: string, cacheControl?: string) => {
+  const sendDocument = async (
+    state: AgentState,
+    res: http.ServerResponse,
+    contentType: string,
+    cacheControl?: string,
+  ) => {
     const body = JSON.stringify(await documentFor(state));
     const headers: Record<string, string> = { 'content-type': contentType };
     if (cacheControl !== undefined) headers['cache-control'] = cacheControl;
@@ -162,7 +176,8 @@ export async function startAgentServer(options: { host?: string; port?: number }
       while (sent < bytes && !res.destroyed) {
         const n = Math.min(chunk.length, bytes - sent);
         sent += n;
-        if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return void res.once('drain', pump);
+        if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n)))
+          return void res.once('drain', pump);
       }
       if (!res.destroyed) res.end();
     };
@@ -179,7 +194,11 @@ export async function startAgentServer(options: { host?: string; port?: number }
     void handle(state, req, res).catch(() => res.destroy());
   });
 
-  const handle = async (state: AgentState, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+  const handle = async (
+    state: AgentState,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+  ): Promise<void> => {
     const mode = state.mode;
     switch (mode.kind) {
       case 'ok':
@@ -199,7 +218,9 @@ export async function startAgentServer(options: { host?: string; port?: number }
         return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(doc));
       }
       case 'deep-nesting':
-        return void res.writeHead(200, { 'content-type': 'application/json' }).end('['.repeat(mode.depth) + ']'.repeat(mode.depth));
+        return void res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end('['.repeat(mode.depth) + ']'.repeat(mode.depth));
       case 'huge': {
         const bytes = mode.bytes ?? 100 * 1024 * 1024;
         const headers: Record<string, string | number> = { 'content-type': 'application/json' };
@@ -213,7 +234,9 @@ export async function startAgentServer(options: { host?: string; port?: number }
       case 'lying-length': {
         // Node's server refuses to send a body longer than its Content-Length, so write raw bytes.
         const socket = req.socket;
-        socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${mode.declared}\r\n\r\n`);
+        socket.write(
+          `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${mode.declared}\r\n\r\n`,
+        );
         const chunk = Buffer.alloc(16_384, 0x20);
         let sent = 0;
         const pump = () => {
@@ -226,7 +249,8 @@ export async function startAgentServer(options: { host?: string; port?: number }
         return pump();
       }
       case 'slow-headers':
-        if (mode.delayMs !== Infinity) later(mode.delayMs, () => void sendDocument(state, res, 'application/json').catch(() => {}));
+        if (mode.delayMs !== Infinity)
+          later(mode.delayMs, () => void sendDocument(state, res, 'application/json').catch(() => {}));
         return;
       case 'trickle':
         res.writeHead(200, { 'content-type': 'application/json' });
@@ -366,7 +390,9 @@ export async function startCanary(options: { host?: string; port?: number } = {}
   const host = options.host ?? '127.0.0.1';
   let hits = 0;
   const sockets = new Set<Socket>();
-  const server = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"canary":true}'));
+  const server = http.createServer((_req, res) =>
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"canary":true}'),
+  );
   server.on('connection', (socket) => {
     hits++;
     sockets.add(socket);

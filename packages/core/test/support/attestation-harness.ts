@@ -10,7 +10,11 @@
 import { acceptedAudiences } from '../../src/attestation/audience.js';
 import { AttestationVerifier, type AttestationVerifierOptions } from '../../src/attestation/verify.js';
 import { ManualClock } from '../../src/clock.js';
-import { createSafeFetcher, type SafeFetcher, type SafeFetcherOptions } from '../../src/identity/node-fetcher.js';
+import {
+  createSafeFetcher,
+  type SafeFetcher,
+  type SafeFetcherOptions,
+} from '../../src/identity/node-fetcher.js';
 import { IdentityResolver, type IdentityResolverOptions } from '../../src/identity/resolver.js';
 import { MemoryStore } from '../../src/memory-store.js';
 import { startAgentServer, type AgentServer, type TestAgent } from './agent-server.js';
@@ -27,7 +31,10 @@ export interface AttestationHarness {
   /** Accepted audiences of the register endpoint at TEST_BASE. */
   audiences: ReadonlySet<string>;
   /** A valid attestation for `agent` (aud = TEST_BASE), minted at the harness clock. */
-  mint(agent: TestAgent, overrides?: Parameters<TestAgent['mint']>[0] extends infer O ? Partial<O> : never): Promise<string>;
+  mint(
+    agent: TestAgent,
+    overrides?: Parameters<TestAgent['mint']>[0] extends infer O ? Partial<O> : never,
+  ): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -40,7 +47,12 @@ export async function createAttestationHarness(
 ): Promise<AttestationHarness> {
   const ad = await startAgentServer();
   const clock = new ManualClock(Date.now());
-  const fetcher = createSafeFetcher({ allowInsecure: [ad.hostPort], connectTimeoutMs: 1000, readTimeoutMs: 2000, ...options.fetcher });
+  const fetcher = createSafeFetcher({
+    allowInsecure: [ad.hostPort],
+    connectTimeoutMs: 1000,
+    readTimeoutMs: 2000,
+    ...options.fetcher,
+  });
   const resolver = new IdentityResolver({ fetcher, clock, ...options.resolver });
   const store = new MemoryStore();
   const verifier = new AttestationVerifier({ resolver, replay: store, clock, ...options.verifier });

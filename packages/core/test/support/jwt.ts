@@ -12,7 +12,8 @@ export function b64url(input: string | Uint8Array): string {
   return Buffer.from(bytes).toString('base64url');
 }
 
-const json = (value: string | Record<string, unknown>): string => (typeof value === 'string' ? value : JSON.stringify(value));
+const json = (value: string | Record<string, unknown>): string =>
+  typeof value === 'string' ? value : JSON.stringify(value);
 
 /**
  * Signs `header.payload` with an ES256 private key. Header and payload may be given as raw JSON
@@ -24,20 +25,39 @@ export async function rawSign(
   privateKey: CryptoKey,
 ): Promise<string> {
   const input = `${b64url(json(header))}.${b64url(json(payload))}`;
-  const signature = await globalThis.crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, privateKey, encoder.encode(input));
+  const signature = await globalThis.crypto.subtle.sign(
+    { name: 'ECDSA', hash: 'SHA-256' },
+    privateKey,
+    encoder.encode(input),
+  );
   return `${input}.${b64url(new Uint8Array(signature))}`;
 }
 
 /** HMAC-SHA256 compact JWS with an arbitrary secret (algorithm-confusion tests, threats A3). */
-export async function hmacSign(header: Record<string, unknown>, payload: Record<string, unknown>, secret: Uint8Array): Promise<string> {
-  const key = await globalThis.crypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+export async function hmacSign(
+  header: Record<string, unknown>,
+  payload: Record<string, unknown>,
+  secret: Uint8Array,
+): Promise<string> {
+  const key = await globalThis.crypto.subtle.importKey(
+    'raw',
+    secret,
+    { name: 'HMAC', hash: 'SHA-256' },
+    false,
+    ['sign'],
+  );
   const input = `${b64url(json(header))}.${b64url(json(payload))}`;
   const signature = await globalThis.crypto.subtle.sign('HMAC', key, encoder.encode(input));
   return `${input}.${b64url(new Uint8Array(signature))}`;
 }
 
 /** The standard attestation claim set for `agentId` at clock time `nowMs`, with overrides (undefined deletes). */
-export function claimsFor(agentId: string, aud: string | string[], nowMs: number, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+export function claimsFor(
+  agentId: string,
+  aud: string | string[],
+  nowMs: number,
+  overrides: Record<string, unknown> = {},
+): Record<string, unknown> {
   const iat = Math.floor(nowMs / 1000);
   const claims: Record<string, unknown> = {
     iss: new URL(agentId).origin,

@@ -30,7 +30,11 @@ export function isLoopbackAddress(address: string): boolean {
   return address === '::1' || address === '0:0:0:0:0:0:0:1';
 }
 
-type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
+type LookupCallback = (
+  err: NodeJS.ErrnoException | null,
+  address: string | dns.LookupAddress[],
+  family?: number,
+) => void;
 type LookupFn = (hostname: string, options: dns.LookupOptions, callback: LookupCallback) => void;
 
 const ORIGINAL = Symbol.for('athkit.networkGuard.originalConnect');
@@ -45,7 +49,9 @@ export function installNetworkGuard(): NetworkGuard {
 
   const refuse = (destination: string): Error => {
     violations.push(destination);
-    return new Error(`network guard: outbound connection to ${destination} refused (tests may only use loopback)`);
+    return new Error(
+      `network guard: outbound connection to ${destination} refused (tests may only use loopback)`,
+    );
   };
 
   proto.connect = function guardedConnect(this: net.Socket, ...args: unknown[]): net.Socket {
@@ -54,8 +60,10 @@ export function installNetworkGuard(): NetworkGuard {
     let callback: unknown;
     const first = args[0];
     if (Array.isArray(first)) [options, callback] = first as [Record<string, unknown>, unknown];
-    else if (typeof first === 'object' && first !== null) [options, callback] = [first as Record<string, unknown>, args[1]];
-    else if (typeof first === 'string' && !/^[0-9]+$/.test(first)) return original.apply(this, args as never); // IPC path
+    else if (typeof first === 'object' && first !== null)
+      [options, callback] = [first as Record<string, unknown>, args[1]];
+    else if (typeof first === 'string' && !/^[0-9]+$/.test(first))
+      return original.apply(this, args as never); // IPC path
     else {
       options = { port: first, host: typeof args[1] === 'string' ? args[1] : undefined };
       callback = args.find((a) => typeof a === 'function');
@@ -76,8 +84,17 @@ export function installNetworkGuard(): NetworkGuard {
         if (bad !== undefined) return cb(refuse(`${hostname} -> ${bad}`), address, family);
         cb(null, address, family);
       });
-    return original.call(this, { ...options, lookup: guardedLookup } as net.NetConnectOpts, (callback ?? undefined) as () => void);
-  } as net.Socket['connect'];
+    const connect = original as (
+      this: net.Socket,
+      options: net.NetConnectOpts,
+      listener?: () => void,
+    ) => net.Socket;
+    return connect.call(
+      this,
+      { ...options, lookup: guardedLookup } as net.NetConnectOpts,
+      (callback ?? undefined) as (() => void) | undefined,
+    );
+  };
 
   return {
     violations,
