@@ -40,7 +40,13 @@ function sessionProblem(ctx: EngineContext, session: SessionRecord | null, clien
  * intersection. Only a successful exchange consumes the session (C-131), and exactly once (C-130).
  */
 export async function exchangeToken(ctx: EngineContext, body: unknown): Promise<TokenResponse> {
-  const req = parseWire(validateTokenExchangeRequest, body, 'agent_attestation');
+  // C-123(a)/AMB-04: a missing client_secret is failed client authentication (403, the same body
+  // as a wrong secret), not a malformed request; it is then refused by authenticateClient.
+  const withSecret =
+    body !== null && typeof body === 'object' && !Array.isArray(body) && !('client_secret' in body)
+      ? { ...body, client_secret: '' }
+      : body;
+  const req = parseWire(validateTokenExchangeRequest, withSecret, 'agent_attestation');
   const agent = await authenticateClient(ctx, req.client_id, req.client_secret);
   await verifyOrAudit(ctx, req.agent_attestation, {
     agentId: agent.agentId,
@@ -71,17 +77,23 @@ export async function exchangeToken(ctx: EngineContext, body: unknown): Promise<
     denied_scopes: session.requestedScopes.filter((s) => !intersection.effective.includes(s)),
   };
 
-  const consumed = await ctx.store.updateSession(session.id, { status: ['consented'] }, { status: 'consumed', updatedAt: now });
-  if (!consumed) throw new AthError('SESSION_NOT_FOUND', 'This session was already exchanged', { reason: 'consumed' });
+  const consume = () =>
+    ctx.store.updateSession(session.id, { status: ['consented'] }, { status: 'consumed', updatedAt: now });
+  const alreadyExchanged = () =>
+    new AthError('SESSION_NOT_FOUND', 'This session was already exchanged', { reason: 'consumed' });
 
   if (intersection.effective.length === 0) {
     // C-136, AMB-28: no token, and the session ends.
+    if (!(await consume())) throw alreadyExchanged();
     await ctx.auditor.emit('access_denied', { ...audit, denial_reason: 'empty_scope_intersection' });
     throw new AthError('SCOPE_NOT_APPROVED', 'No scope is approved, consented and requested at once', {
       scope_intersection: intersection,
     });
   }
 
+  // The token row is written before the session is consumed, so a failed write leaves the session
+  // usable (only success consumes, AMB-27). A request that then loses the consume race revokes the
+  // token it wrote and never returns it: exactly one usable token per session (C-130).
   const accessToken = randomId(ctx.random, 'ath_tk_', 32);
   const record: TokenRecord = {
     tokenHash: await sha256(accessToken),
@@ -98,6 +110,10 @@ export async function exchangeToken(ctx: EngineContext, body: unknown): Promise<
     revokedAt: null,
   };
   await ctx.store.createToken(record);
+  if (!(await consume())) {
+    await ctx.store.revokeToken(record.tokenHash, now);
+    throw alreadyExchanged();
+  }
   await ctx.auditor.emit('access_granted', audit);
 
   return {

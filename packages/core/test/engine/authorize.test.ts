@@ -242,6 +242,24 @@ describe('authorization (checklist E)', () => {
     expect(new URL(none.authorization_url).searchParams.has('resource')).toBe(false);
   });
 
+  it('threats D9: a valid resource indicator is recorded in the token binding', async () => {
+    const flow = await startFlow(h, reg2, a2, { scopes: ['p:read'], resource: 'https://api.p.test/v1' });
+    await finishFlow(h.engine, flow, granted(['p:read']));
+    const tok = await h.engine.exchangeToken(await h.tokenBody(reg2, a2, flow.sessionId));
+    expect((await access(h.engine, tok.access_token, a2.agentId)).resource).toBe('https://api.p.test/v1');
+  });
+
+  it('threats D10 (engine part): the launch consent view names the requesting agent, its claimed developer, provider and scopes', async () => {
+    const res = await h.engine.authorize(await authorizeBody(reg2, a2, { scopes: ['p:read', 'p:write'] }));
+    const { consent } = await h.engine.launch(new URL(res.authorization_url).searchParams, {});
+    expect(consent.agent).toMatchObject({ agentId: a2.agentId, name: 'Agent e-a2', developer: { name: 'Example Corp', id: 'dev-1' } });
+    expect(consent.provider).toEqual({ providerId: 'p', displayName: 'Provider P' });
+    expect(consent.scopes).toEqual([
+      { scope: 'p:read', approvedForAgent: true },
+      { scope: 'p:write', approvedForAgent: true },
+    ]);
+  });
+
   it('C-087: 20 ath_session_ids are distinct, ≥ 128 bits and share no incrementing pattern', async () => {
     const ids: string[] = [];
     for (let i = 0; i < 20; i++) ids.push((await h.engine.authorize(await authorizeBody(reg1, a1))).ath_session_id);
