@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AthEngine } from '../../src/engine/index.js';
 import type { AgentRegistrationResponse } from '@athkit/schemas';
 import { createHarness, rejection, type Harness, type TestAgent } from '../support/engine-harness.js';
 import { useNetworkGuard } from '../support/network-guard.js';
@@ -178,5 +179,84 @@ describe('registration revocation by an admin (C-189, C-218)', () => {
     for (const op of [() => h.engine.admin.deny('nosuch'), () => h.engine.admin.approve('nosuch'), () => h.engine.admin.remove('nosuch')]) {
       expectAthError(await rejection(op), 'NOT_FOUND');
     }
+  });
+});
+
+describe('revocation threats (threats G; where threats and checklist differ, the checklist codes of AMB-08 apply)', () => {
+  useNetworkGuard();
+  let h: Harness;
+  let a1: TestAgent;
+  let a2: TestAgent;
+  let reg1: AgentRegistrationResponse;
+  let reg2: AgentRegistrationResponse;
+
+  beforeAll(async () => {
+    h = await createHarness({ tokenCache: { ttlMs: 60_000 } });
+    a1 = await h.agent('g-a1');
+    a2 = await h.agent('g-a2');
+    reg1 = await h.register(a1);
+    reg2 = await h.register(a2);
+  });
+  afterAll(() => h.close());
+
+  const token = async () => (await issueToken(h, reg1, a1, { scopes: ['p:read'] })).access_token;
+  const creds = (reg: AgentRegistrationResponse) => ({ client_id: reg.client_id, client_secret: reg.client_secret });
+
+  it('threats G1: another client cannot revoke A’s token, the refusal is audited-free of the token, and A’s token still works', async () => {
+    const t = await token();
+    expectAthError(await rejection(() => h.engine.revoke({ ...creds(reg2), token: t })), 'AGENT_IDENTITY_MISMATCH');
+    expect((await access(h.engine, t, a1.agentId)).clientId).toBe(reg1.client_id);
+    expect(JSON.stringify(h.audit)).not.toContain(t);
+  });
+
+  it('threats G2: no credentials or a wrong secret are refused with one body (AMB-08: 403 AGENT_NOT_REGISTERED)', async () => {
+    const t = await token();
+    const none = await rejection(() => h.engine.revoke({ token: t }));
+    const wrong = await rejection(() => h.engine.revoke({ client_id: reg1.client_id, client_secret: 'nope', token: t }));
+    expectAthError(none, 'AGENT_NOT_REGISTERED');
+    expect(JSON.stringify(wrong)).toBe(JSON.stringify(none));
+    expect((await access(h.engine, t, a1.agentId)).clientId).toBe(reg1.client_id);
+  });
+
+  it('threats G3: a random or a 10 KB token answers 200 (RFC 7009 §2.2), never an error', async () => {
+    await expect(h.engine.revoke({ ...creds(reg1), token: 'random-garbage' })).resolves.toBeUndefined();
+    await expect(h.engine.revoke({ ...creds(reg1), token: 'x'.repeat(10 * 1024) })).resolves.toBeUndefined();
+  });
+
+  it('threats G4: a revocation through one engine is refused by another engine on the same store at once', async () => {
+    const other = new AthEngine({
+      store: h.store,
+      baseUrl: 'https://ath.test',
+      providers: h.engine.ctx.providers,
+      clock: h.clock,
+      tokenCache: { ttlMs: 60_000 },
+    });
+    await other.start();
+    try {
+      const t = await token();
+      expect((await access(other, t, a1.agentId)).clientId).toBe(reg1.client_id); // warm in other's cache
+      await h.engine.revoke({ ...creds(reg1), token: t });
+      expectAthError(await rejection(() => access(other, t, a1.agentId)), 'TOKEN_REVOKED');
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('threats G5: suspending or deregistering an agent kills all its tokens at once; approval expiry lets live tokens run to exp (AMB-40)', async () => {
+    const [t1, t2] = [await token(), await token()];
+    await h.engine.admin.suspend(reg1.client_id);
+    for (const t of [t1, t2]) expectAthError(await rejection(() => access(h.engine, t, a1.agentId)), 'TOKEN_REVOKED');
+
+    const t3 = (await issueToken(h, reg2, a2, { scopes: ['p:read'] })).access_token;
+    await h.engine.admin.remove(reg2.client_id);
+    expectAthError(await rejection(() => access(h.engine, t3, a2.agentId)), 'TOKEN_REVOKED');
+
+    const a3 = await h.agent('g-a3');
+    const reg3 = await h.register(a3);
+    const t4 = (await issueToken(h, reg3, a3, { scopes: ['p:read'] })).access_token;
+    const agent = (await h.store.getAgent(reg3.client_id))!;
+    await h.store.updateAgent(reg3.client_id, { approvalExpiresAt: h.clock.now() - 1, updatedAt: h.clock.now() });
+    expect((await access(h.engine, t4, a3.agentId)).clientId).toBe(agent.clientId);
+    expectAthError(await rejection(async () => h.engine.authorize(await authorizeBody(reg3, a3))), 'AGENT_UNAPPROVED');
   });
 });
