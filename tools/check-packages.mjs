@@ -26,11 +26,55 @@ const SMOKE = {
     const { privateKey } = await generateAgentKeyPair();
     const jwt = await signAttestation({ privateKey, agentId: 'https://a.example/.well-known/agent.json', audience: 'https://x.example' });
     if (jwt.split('.').length !== 3) throw new Error('signing');`,
+  '@athkit/client': `
+    import { generateAgentKey, createIdentityDocument, attestationAudience, AthClientError, processRegistrationResponse } from '@athkit/client';
+    import { FileCredentialStore } from '@athkit/client/node';
+    const key = await generateAgentKey();
+    const doc = await createIdentityDocument({ agentId: 'https://a.example/.well-known/agent.json', name: 'A', developer: { name: 'D', id: 'd' }, key });
+    if (doc.public_key.kid !== key.kid || 'd' in doc.public_key) throw new Error('identity document');
+    if (attestationAudience('https://gw.example', 'token') !== 'https://gw.example/ath/token') throw new Error('audience');
+    const err = await processRegistrationResponse(new Response('nope', { status: 201 })).catch((e) => e);
+    if (!(err instanceof AthClientError) || err.code !== 'invalid_response') throw new Error('error model');
+    if (typeof FileCredentialStore !== 'function') throw new Error('node subpath');`,
+  '@athkit/cli': `
+    import { execFileSync } from 'node:child_process';
+    const help = execFileSync('npx', ['--no-install', 'ath', '--help'], { encoding: 'utf8' });
+    if (!/^  authorize  /m.test(help)) throw new Error('ath --help: ' + help);
+    if (!help.includes('Exit codes:')) throw new Error('ath --help lacks exit codes');
+    const { EXIT } = await import('@athkit/cli');
+    if (EXIT.REAUTHORIZE !== 7) throw new Error('exports');`,
+  '@athkit/conformance': `
+    import { SCENARIOS, validateMessage, checkExamples, runConformance } from '@athkit/conformance';
+    if (SCENARIOS.length < 50) throw new Error('scenario registry');
+    if (validateMessage('ATHError', {}).valid) throw new Error('validate accepted {}');
+    const examples = checkExamples();
+    if (examples.length === 0 || examples.some((o) => o.valid !== o.expectValid)) throw new Error('example corpus missing or wrong');
+    const refused = await runConformance({ target: 'https://example.com', mode: 'native' }).then(() => false, (e) => /allow-remote/.test(e.message));
+    if (!refused) throw new Error('a remote target was not refused');`,
   '@athkit/storage': `
     import { openStore } from '@athkit/storage';
     const store = await openStore('memory:');
     if (!(await store.markJtiUsed('a', 'j', Date.now() + 1000))) throw new Error('memory store');
     await store.close();`,
+  '@athkit/fastify': `
+    import Fastify from 'fastify';
+    import { athFastify } from '@athkit/fastify';
+    import { MemoryStore } from '@athkit/core';
+    const app = Fastify();
+    await app.register(athFastify, {
+      baseUrl: 'https://shop.example', service: { app_id: 'shop', name: 'Shop', api_base: '/api' }, scopes: ['orders:read'],
+      store: new MemoryStore(), authenticateUser: () => null, loginUrl: '/login',
+    });
+    app.get('/api/orders', { config: { ath: { scope: 'orders:read' } } }, () => ({ orders: [] }));
+    await app.ready();
+    const doc = (await app.inject({ method: 'GET', url: '/.well-known/ath-app.json' })).json();
+    if (doc.app_id !== 'shop' || doc.auth.scopes_supported[0] !== 'orders:read') throw new Error('discovery');
+    const reg = await app.inject({ method: 'POST', url: '/ath/agents/register', payload: {} });
+    if (reg.statusCode !== 400 || reg.json().code !== 'INVALID_REQUEST') throw new Error('register: ' + reg.body);
+    const api = await app.inject({ method: 'GET', url: '/api/orders' });
+    if (api.statusCode !== 401 || api.json().code !== 'TOKEN_INVALID') throw new Error('guard: ' + api.body);
+    if ((await app.inject({ method: 'GET', url: '/ath/nope' })).statusCode !== 404) throw new Error('404');
+    await app.close();`,
 };
 
 const run = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });

@@ -22,6 +22,7 @@ import { MAX_SESSION_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS, type EngineContext } fr
 import { agentStatus, register, type AgentStatusAuth } from './registration.js';
 import { revokeToken, type RevocationCaller } from './revocation.js';
 import { exchangeToken } from './token.js';
+import { RateLimiter, type RateLimitBucket, type RateLimitRules } from './rate-limit.js';
 
 export interface AthEngineOptions {
   store: Store;
@@ -48,6 +49,8 @@ export interface AthEngineOptions {
   /** How long a registration's approval lasts (default 365 days). */
   approvalTtlSeconds?: number;
   tokenCache?: { maxEntries?: number; ttlMs?: number };
+  /** Per-bucket fixed-window limits shared through the store (none by default). */
+  rateLimits?: RateLimitRules;
 }
 
 function boundedSeconds(name: string, value: number | undefined, fallback: number, max: number): number {
@@ -70,6 +73,7 @@ export class AthEngine {
   readonly ctx: EngineContext;
   readonly admin: AgentAdmin;
   readonly tokenCache: TokenCache;
+  readonly rateLimiter: RateLimiter;
   private unsubscribe: (() => Promise<void>) | null = null;
 
   constructor(options: AthEngineOptions) {
@@ -98,6 +102,12 @@ export class AthEngine {
     };
     this.tokenCache = new TokenCache(options.tokenCache?.maxEntries, options.tokenCache?.ttlMs);
     this.admin = new AgentAdmin(this.ctx, this.tokenCache);
+    this.rateLimiter = new RateLimiter(options.store, clock, options.rateLimits ?? {});
+  }
+
+  /** Counts a request against a rate limit; throws 429 RATE_LIMITED when over (C-217, C-219). */
+  enforceRateLimit(bucket: RateLimitBucket, key: string): Promise<void> {
+    return this.rateLimiter.enforce(bucket, key);
   }
 
   /** Subscribes to revocations made by other instances sharing the store (hot-path cache invalidation). */
@@ -166,5 +176,6 @@ export type { RevocationCaller } from './revocation.js';
 export type { CallbackResult, ConsentOutcome, ConsentView, LaunchResult } from './authorization.js';
 export { BINDING_COOKIE_PREFIX, bindingCookieName, LAUNCH_PATH, CALLBACK_PATH, AUTHORIZE_PATH } from './authorization.js';
 export { TOKEN_PATH } from './token.js';
+export { RateLimiter, type RateLimitBucket, type RateLimitRule, type RateLimitRules } from './rate-limit.js';
 export { AgentAdmin, fullApprovals } from './admin.js';
 export { MAX_SESSION_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS, wireStatus, type EngineContext } from './context.js';

@@ -1,0 +1,207 @@
+import type { Readable } from 'node:stream';
+import { AthError, type AccessGrant } from '@athkit/core';
+import { Agent, type Dispatcher } from 'undici';
+import type { UpstreamTarget } from './canonical-path.js';
+import type { UpstreamTokenSource } from './oauth-bridge.js';
+
+/** Incoming request headers as Node gives them (lower-case names). */
+export type IncomingHeaders = Readonly<Record<string, string | readonly string[] | undefined>>;
+export type OutgoingHeaders = Record<string, string | string[]>;
+
+export interface ProxyRequest {
+  /** The validated call (engine.validateAccess): its grant holds the upstream tokens. */
+  grant: Pick<AccessGrant, 'grantId'>;
+  /** From buildUpstreamTarget: origin + canonical path + raw query. */
+  target: UpstreamTarget;
+  method: string;
+  headers: IncomingHeaders;
+  /** The request body, streamed as is; null/undefined for none. */
+  body?: Readable | null;
+  /** Aborts the upstream request (e.g. when the agent disconnects). */
+  signal?: AbortSignal;
+  /** Overrides the proxy's default upstream timeout (the provider's `timeout_ms`). */
+  timeoutMs?: number;
+}
+
+/** What any HTTP framework can send back: upstream status, filtered headers, body stream. */
+export interface ProxyResponse {
+  status: number;
+  headers: OutgoingHeaders;
+  body: Readable;
+}
+
+export interface UpstreamProxyOptions {
+  tokens: UpstreamTokenSource;
+  /** Default: a dedicated undici Agent (keep-alive pools per origin). */
+  dispatcher?: Dispatcher;
+  /** Time to the upstream response headers (default 30 s) → 504 UPSTREAM_TIMEOUT. */
+  timeoutMs?: number;
+  /** Maximum idle time between body chunks, both directions (default 30 s). */
+  bodyTimeoutMs?: number;
+  /** TCP/TLS connect timeout (default 10 s) → 504 UPSTREAM_TIMEOUT. */
+  connectTimeoutMs?: number;
+  /** Refresh and retry once when a body-less GET/HEAD gets 401 `invalid_token` (default true, threats F14). */
+  retryOnInvalidToken?: boolean;
+}
+
+// Hop-by-hop (RFC 9110 §7.6.1) and headers the gateway owns.
+const HOP_BY_HOP = ['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection', 'http2-settings'];
+const REQUEST_DROP = new Set([
+  ...HOP_BY_HOP,
+  'host',
+  'expect',
+  'authorization',
+  'cookie',
+  'forwarded',
+  'x-real-ip',
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+]);
+const REQUEST_DROP_PREFIXES = ['proxy-', 'x-ath-', 'x-forwarded-'];
+const RESPONSE_DROP = new Set([...HOP_BY_HOP, 'set-cookie']);
+const RESPONSE_DROP_PREFIXES = ['proxy-'];
+
+function connectionTokens(value: string | readonly string[] | undefined): Set<string> {
+  const out = new Set<string>();
+  for (const v of value === undefined ? [] : typeof value === 'string' ? [value] : value) {
+    for (const token of v.split(',')) if (token.trim()) out.add(token.trim().toLowerCase());
+  }
+  return out;
+}
+
+/**
+ * The headers sent upstream (threats F7, C-160): everything the agent sent except hop-by-hop
+ * headers (and those named in Connection), Authorization, X-ATH-*, Cookie, X-Forwarded-*,
+ * Forwarded, X-Real-IP, Proxy-*, Expect and method-override headers; then `Authorization: Bearer
+ * <upstream token>` and the upstream Host. Content-Length is kept only with a body.
+ */
+export function upstreamRequestHeaders(
+  incoming: IncomingHeaders,
+  host: string,
+  accessToken: string,
+  hasBody: boolean,
+): OutgoingHeaders {
+  const named = connectionTokens(incoming['connection']);
+  const out: OutgoingHeaders = {};
+  for (const [rawName, value] of Object.entries(incoming)) {
+    if (value === undefined) continue;
+    const name = rawName.toLowerCase();
+    if (REQUEST_DROP.has(name) || named.has(name) || REQUEST_DROP_PREFIXES.some((p) => name.startsWith(p))) continue;
+    if (name === 'content-length' && !hasBody) continue;
+    out[name] = typeof value === 'string' ? value : [...value];
+  }
+  out['host'] = host;
+  out['authorization'] = `Bearer ${accessToken}`;
+  return out;
+}
+
+/** Upstream response headers minus hop-by-hop ones (and those named in Connection), Proxy-* and Set-Cookie (C-150, threats F7). */
+export function downstreamResponseHeaders(upstream: Readonly<Record<string, string | string[] | undefined>>): OutgoingHeaders {
+  const named = connectionTokens(upstream['connection']);
+  const out: OutgoingHeaders = {};
+  for (const [rawName, value] of Object.entries(upstream)) {
+    if (value === undefined) continue;
+    const name = rawName.toLowerCase();
+    if (RESPONSE_DROP.has(name) || named.has(name) || RESPONSE_DROP_PREFIXES.some((p) => name.startsWith(p))) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+
+/** Upstream failures as ATH errors that carry no upstream URL, address or token (threats F8). */
+function upstreamFailure(err: unknown): AthError {
+  if (err instanceof AthError) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && TIMEOUT_CODES.has(code)) {
+    return new AthError('UPSTREAM_TIMEOUT', 'The upstream API did not answer in time', { reason: 'timeout' });
+  }
+  if ((err as { name?: unknown } | null)?.name === 'AbortError') {
+    return new AthError('OAUTH_ERROR', 'The upstream request was aborted', { reason: 'aborted' });
+  }
+  return new AthError('OAUTH_ERROR', 'The upstream API is unreachable', {
+    reason: code === 'ECONNREFUSED' ? 'connection_refused' : 'connection_failed',
+  });
+}
+
+/**
+ * The proxy's forwarder (undici, never global fetch): one request upstream per call, bodies
+ * streamed both ways with backpressure, method, raw path, raw query and body bytes unchanged, no
+ * redirects followed (a 3xx is returned as is, threats F8), upstream status/headers/body passed
+ * through (C-163). Protocol checks happen before this (engine.validateAccess, scope map,
+ * canonical path).
+ */
+export class UpstreamProxy {
+  private readonly tokens: UpstreamTokenSource;
+  private readonly dispatcher: Dispatcher;
+  private readonly ownsDispatcher: boolean;
+  private readonly timeoutMs: number;
+  private readonly bodyTimeoutMs: number;
+  private readonly retryOnInvalidToken: boolean;
+
+  constructor(options: UpstreamProxyOptions) {
+    this.tokens = options.tokens;
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.bodyTimeoutMs = options.bodyTimeoutMs ?? 30_000;
+    this.retryOnInvalidToken = options.retryOnInvalidToken ?? true;
+    this.ownsDispatcher = !options.dispatcher;
+    this.dispatcher =
+      options.dispatcher ??
+      new Agent({
+        connect: { timeout: options.connectTimeoutMs ?? 10_000 },
+        keepAliveTimeout: 10_000,
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.bodyTimeoutMs,
+      });
+  }
+
+  async forward(req: ProxyRequest): Promise<ProxyResponse> {
+    if (!req.grant.grantId) {
+      throw new AthError('OAUTH_ERROR', 'No upstream authorization is linked to this token', { reason: 'no_grant' });
+    }
+    const grantId = req.grant.grantId;
+    const hasBody = req.body !== undefined && req.body !== null;
+    let token = await this.tokens.getUpstreamAccessToken(grantId);
+    let response = await this.send(req, token, hasBody);
+
+    if (
+      this.retryOnInvalidToken &&
+      !hasBody &&
+      (req.method === 'GET' || req.method === 'HEAD') &&
+      response.statusCode === 401 &&
+      /invalid_token/i.test(String(response.headers['www-authenticate'] ?? ''))
+    ) {
+      await response.body.dump().catch(() => undefined);
+      token = await this.tokens.getUpstreamAccessToken(grantId, { rejected: token });
+      response = await this.send(req, token, hasBody);
+    }
+    return {
+      status: response.statusCode,
+      headers: downstreamResponseHeaders(response.headers),
+      body: response.body,
+    };
+  }
+
+  private async send(req: ProxyRequest, token: string, hasBody: boolean): Promise<Dispatcher.ResponseData> {
+    try {
+      return await this.dispatcher.request({
+        origin: req.target.origin,
+        path: req.target.path,
+        method: req.method,
+        headers: upstreamRequestHeaders(req.headers, req.target.host, token, hasBody),
+        body: hasBody ? req.body! : null,
+        headersTimeout: req.timeoutMs ?? this.timeoutMs,
+        bodyTimeout: this.bodyTimeoutMs,
+        signal: req.signal ?? null,
+      });
+    } catch (err) {
+      throw upstreamFailure(err);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsDispatcher) await this.dispatcher.close();
+  }
+}
