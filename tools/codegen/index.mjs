@@ -10,6 +10,7 @@ import { generateValidators } from './validators.mjs';
 import { generateEndpoints } from './endpoints.mjs';
 import { generateOpenApi } from './openapi.mjs';
 import { formatTs } from './format.mjs';
+import { loadSchemaSet } from './schemas.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const schemaDir = join(root, 'schemas', 'ath', '0.1');
@@ -20,17 +21,19 @@ const readJson = (file) => JSON.parse(readFileSync(file, 'utf8'));
 const stableJson = (value) => JSON.stringify(value, null, 2) + '\n';
 
 async function generate() {
-  const schema = readJson(join(schemaDir, 'ath.schema.json'));
+  const set = loadSchemaSet(schemaDir);
+  const schema = set.merged;
   const endpoints = readJson(join(schemaDir, 'endpoints.json'));
   checkEndpointsAgainstSchema(schema, endpoints);
 
   const files = new Map();
   files.set(join(outSrc, 'types.ts'), await formatTs(await generateTypes(schema)));
-  const validators = generateValidators(schema);
+  const validators = generateValidators(set);
   files.set(join(outSrc, 'validators.raw.ts'), validators.raw);
   files.set(join(outSrc, 'validators.ts'), await formatTs(validators.typed));
   files.set(join(outSrc, 'endpoints.ts'), await formatTs(generateEndpoints(schema, endpoints)));
-  files.set(join(outJson, 'ath.schema.json'), stableJson(schema));
+  files.set(join(outJson, 'ath.schema.json'), stableJson(set.main));
+  for (const { file, schema: ext } of set.extensions) files.set(join(outJson, 'extensions', file), stableJson(ext));
   files.set(join(outJson, 'endpoints.json'), stableJson(endpoints));
   files.set(join(outJson, 'openapi.json'), stableJson(generateOpenApi(schema, endpoints)));
   return files;

@@ -22,12 +22,13 @@ const logger = {
  * of ajv-formats instead of the require() ajv would emit, so the validators load the same way under
  * Node, bundlers and runtimes without a CommonJS loader. Any other require() fails codegen loudly.
  */
-export function generateValidators(schema) {
-  const defNames = Object.keys(schema.$defs);
+export function generateValidators({ main, extensions, defSource }) {
+  const defNames = [...defSource.keys()];
   const ajv = new Ajv2020.default({ ...AJV_OPTIONS, logger, code: { source: true, esm: true, lines: true, formats: _`__formats` } });
   addFormats.default(ajv);
-  ajv.addSchema(schema);
-  const refs = Object.fromEntries(defNames.map((n) => [`raw${n}`, `${schema.$id}#/$defs/${n}`]));
+  ajv.addSchema(main);
+  for (const { schema } of extensions) ajv.addSchema(schema);
+  const refs = Object.fromEntries(defNames.map((n) => [`raw${n}`, `${defSource.get(n)}#/$defs/${n}`]));
   let code = standaloneCode.default(ajv, refs);
 
   const leftover = code.match(/require\("[^"]+"\)/g);

@@ -6,8 +6,16 @@ import addFormats from 'ajv-formats';
 import { validators, type DefName } from '../src/index.js';
 import { examplesDir, hasUpstream, schemaDir, upstreamDir } from './paths.js';
 
-const schema = JSON.parse(readFileSync(join(schemaDir, 'ath.schema.json'), 'utf8')) as { $defs: Record<string, unknown> };
-const defNames = Object.keys(schema.$defs) as DefName[];
+const readSchema = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as { $defs: Record<string, unknown> };
+const schema = readSchema(join(schemaDir, 'ath.schema.json'));
+const extensionDir = join(schemaDir, 'extensions');
+// Extension schemas (e.g. the 9-step handshake) follow the same rule: every $def has both kinds of example.
+const extensionDefs = existsSync(extensionDir)
+  ? readdirSync(extensionDir)
+      .filter((f) => f.endsWith('.schema.json'))
+      .flatMap((f) => Object.keys(readSchema(join(extensionDir, f)).$defs))
+  : [];
+const defNames = [...Object.keys(schema.$defs), ...extensionDefs] as DefName[];
 
 function examples(def: string, kind: 'valid' | 'invalid'): { file: string; value: unknown }[] {
   const dir = join(examplesDir, def, kind);
