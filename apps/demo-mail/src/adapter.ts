@@ -7,7 +7,13 @@ interface Entry {
 }
 
 /** The models whose artifacts belong to a grant (revoked together by `revokeByGrantId`). */
-const GRANTABLE = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest']);
+const GRANTABLE = new Set([
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+]);
 
 /**
  * An in-memory oidc-provider adapter, one store per service instance (oidc-provider's own memory

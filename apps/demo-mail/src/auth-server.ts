@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
-import Provider, { errors, type Client, type Interaction, type KoaContext } from 'oidc-provider';
+import Provider, {
+  errors,
+  type Client,
+  type ErrorOut,
+  type Interaction,
+  type KoaContext,
+} from 'oidc-provider';
 import { MemoryStore } from './adapter.js';
 import { consentPage, errorPage, esc, loginPage, page, type HtmlPage } from './html.js';
 import { MAIL_SCOPES, OIDC_SCOPES } from './scopes.js';
@@ -70,6 +76,7 @@ export async function createAuthServer(options: AuthServerOptions): Promise<Auth
     scopes: [...OIDC_SCOPES],
     claims: { openid: ['sub'] },
     responseTypes: ['code'],
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
     pkce: { required: () => true },
     interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
     findAccount: (_ctx: unknown, sub: string) => {
@@ -81,7 +88,8 @@ export async function createAuthServer(options: AuthServerOptions): Promise<Auth
       userinfo: { enabled: false },
       revocation: {
         enabled: true,
-        allowedPolicy: (_ctx: unknown, client: Client, token: { clientId?: string }) => token.clientId === client.clientId,
+        allowedPolicy: (_ctx: unknown, client: Client, token: { clientId?: string }) =>
+          token.clientId === client.clientId,
       },
       resourceIndicators: {
         enabled: true,
@@ -110,10 +118,10 @@ export async function createAuthServer(options: AuthServerOptions): Promise<Auth
       Session: 24 * 3600,
       Grant: options.refreshTokenTtlSeconds,
     },
-    renderError: (ctx: KoaContext, out: Record<string, unknown>) => {
+    renderError: (ctx: KoaContext, out: ErrorOut) => {
       const html = errorPage(
         'Something went wrong',
-        `${String(out['error'] ?? 'error')}: ${String(out['error_description'] ?? 'the request could not be processed')}`,
+        `${out.error}: ${out.error_description ?? 'the request could not be processed'}`,
         ctx.status || 400,
       );
       for (const [name, value] of Object.entries(html.headers)) ctx.set(name, value);
@@ -126,7 +134,9 @@ export async function createAuthServer(options: AuthServerOptions): Promise<Auth
   provider.use(async (ctx, next) => {
     await next();
     if (ctx.path === '/.well-known/openid-configuration' && isRecord(ctx.body)) {
-      const listed = Array.isArray(ctx.body['scopes_supported']) ? (ctx.body['scopes_supported'] as string[]) : [];
+      const listed = Array.isArray(ctx.body['scopes_supported'])
+        ? (ctx.body['scopes_supported'] as string[])
+        : [];
       ctx.body['scopes_supported'] = [...new Set([...listed, ...MAIL_SCOPES])];
     }
   });
@@ -153,7 +163,7 @@ function send(reply: FastifyReply, html: HtmlPage): FastifyReply {
   return reply.code(html.status).headers(html.headers).send(html.body);
 }
 
-/** Same-origin path check for the interaction cookie vs the URL (a stale tab, a forged link). */
+/** No interaction cookie, an expired interaction, or a URL uid that is not the cookie's (stale tab, forged link). */
 const EXPIRED = () =>
   errorPage(
     'This sign-in request has expired',
@@ -173,9 +183,13 @@ export function registerInteractions(
 ): void {
   const formTargets = [...new Set(options.redirectUris.map((u) => new URL(u).origin))];
 
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 16 * 1024 }, (_req, body, done) => {
-    done(null, new URLSearchParams(body as string));
-  });
+  app.addContentTypeParser(
+    'application/x-www-form-urlencoded',
+    { parseAs: 'string', bodyLimit: 16 * 1024 },
+    (_req, body, done) => {
+      done(null, new URLSearchParams(body as string));
+    },
+  );
 
   async function load(request: FastifyRequest<{ Params: { uid: string } }>, reply: FastifyReply) {
     const provider = getProvider();
@@ -198,11 +212,18 @@ export function registerInteractions(
   function consentChoices(interaction: Interaction): { choices: string[]; fixed: string[] } {
     const { missingOIDCScope = [], missingResourceScopes = {} } = interaction.prompt.details;
     const choices = [...new Set(Object.values(missingResourceScopes).flat())];
-    const ordered = [...MAIL_SCOPES.filter((s) => choices.includes(s)), ...choices.filter((s) => !MAIL_SCOPES.includes(s as never))];
+    const ordered = [
+      ...MAIL_SCOPES.filter((s) => choices.includes(s)),
+      ...choices.filter((s) => !MAIL_SCOPES.includes(s as never)),
+    ];
     return { choices: ordered, fixed: [...missingOIDCScope] };
   }
 
-  async function render(provider: Provider, interaction: Interaction, extra: { error?: string; username?: string } = {}) {
+  async function render(
+    provider: Provider,
+    interaction: Interaction,
+    extra: { error?: string; username?: string } = {},
+  ) {
     const name = await clientName(provider, interaction);
     if (interaction.prompt.name === 'login') {
       return loginPage({ uid: interaction.uid, clientName: name, formTargets, ...extra });
@@ -219,7 +240,11 @@ export function registerInteractions(
         ...(extra.error ? { error: extra.error } : {}),
       });
     }
-    return errorPage('Unsupported request', `This server cannot handle the "${interaction.prompt.name}" step.`, 400);
+    return errorPage(
+      'Unsupported request',
+      `This server cannot handle the "${interaction.prompt.name}" step.`,
+      400,
+    );
   }
 
   app.get<{ Params: { uid: string } }>('/interaction/:uid', async (request, reply) => {
@@ -234,7 +259,9 @@ export function registerInteractions(
     const { provider, interaction } = loaded;
     const form = request.body instanceof URLSearchParams ? request.body : new URLSearchParams();
     const finish = async (result: Parameters<Provider['interactionResult']>[2], merge = true) => {
-      const returnTo = await provider.interactionResult(request.raw, reply.raw, result, { mergeWithLastSubmission: merge });
+      const returnTo = await provider.interactionResult(request.raw, reply.raw, result, {
+        mergeWithLastSubmission: merge,
+      });
       return reply.header('cache-control', 'no-store').redirect(returnTo, 303);
     };
 
@@ -245,7 +272,11 @@ export function registerInteractions(
     if (interaction.prompt.name === 'login') {
       const username = form.get('username') ?? '';
       const user = authenticate(username, form.get('password') ?? '');
-      if (!user) return send(reply, await render(provider, interaction, { error: 'Wrong username or password.', username }));
+      if (!user)
+        return send(
+          reply,
+          await render(provider, interaction, { error: 'Wrong username or password.', username }),
+        );
       return finish({ login: { accountId: user.id, amr: ['pwd'] } }, false);
     }
 
@@ -254,7 +285,11 @@ export function registerInteractions(
       const clientId = interaction.params.client_id;
       if (!accountId || typeof clientId !== 'string') return send(reply, EXPIRED());
       const ticked = new Set(form.getAll('scope'));
-      const { missingOIDCScope = [], missingOIDCClaims = [], missingResourceScopes = {} } = interaction.prompt.details;
+      const {
+        missingOIDCScope = [],
+        missingOIDCClaims = [],
+        missingResourceScopes = {},
+      } = interaction.prompt.details;
 
       const existing = interaction.grantId ? await provider.Grant.find(interaction.grantId) : undefined;
       const grant = existing ?? new provider.Grant({ accountId, clientId });
@@ -269,7 +304,10 @@ export function registerInteractions(
         if (refused.length) grant.rejectResourceScope(indicator, refused.join(' '));
       }
       if (requestedAny && !grantedAny) {
-        return send(reply, await render(provider, interaction, { error: 'Tick at least one permission, or choose Deny.' }));
+        return send(
+          reply,
+          await render(provider, interaction, { error: 'Tick at least one permission, or choose Deny.' }),
+        );
       }
       if (missingOIDCScope.length) grant.addOIDCScope(missingOIDCScope.join(' '));
       if (missingOIDCClaims.length) grant.addOIDCClaims(missingOIDCClaims);

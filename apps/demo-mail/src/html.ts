@@ -46,7 +46,11 @@ export interface HtmlPage {
  * end up at: CSP `form-action` also governs the redirects that follow a form submission, and the
  * login/consent forms end in a redirect to the client's redirect_uri.
  */
-export function page(title: string, main: string, options: { status?: number; formTargets?: readonly string[] } = {}): HtmlPage {
+export function page(
+  title: string,
+  main: string,
+  options: { status?: number; formTargets?: readonly string[] } = {},
+): HtmlPage {
   const nonce = randomBytes(16).toString('base64');
   const formAction = ["'self'", ...(options.formTargets ?? [])].join(' ');
   return {

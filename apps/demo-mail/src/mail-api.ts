@@ -26,7 +26,10 @@ export type VerifyResult =
 
 /** Verifies RFC 9068 JWT access tokens against the authorization server's published keys. */
 export function createTokenVerifier(options: TokenVerifierOptions): (token: string) => Promise<VerifyResult> {
-  const jwks = createRemoteJWKSet(new URL(options.jwksUri), { timeoutDuration: 5_000, cooldownDuration: 10_000 });
+  const jwks = createRemoteJWKSet(new URL(options.jwksUri), {
+    timeoutDuration: 5_000,
+    cooldownDuration: 10_000,
+  });
   return async (token) => {
     let payload: JWTPayload;
     try {
@@ -38,7 +41,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): (token: stri
         requiredClaims: ['sub', 'exp', 'iat'],
       }));
     } catch (err) {
-      if (err instanceof joseErrors.JWTExpired) return { ok: false, status: 401, error: 'invalid_token', description: 'the access token expired' };
+      if (err instanceof joseErrors.JWTExpired)
+        return { ok: false, status: 401, error: 'invalid_token', description: 'the access token expired' };
       if (
         err instanceof joseErrors.JWTClaimValidationFailed ||
         err instanceof joseErrors.JWTInvalid ||
@@ -52,10 +56,16 @@ export function createTokenVerifier(options: TokenVerifierOptions): (token: stri
         return { ok: false, status: 401, error: 'invalid_token', description: 'the access token is invalid' };
       }
       // JWKS unreachable or malformed: not the client's fault.
-      return { ok: false, status: 503, error: 'temporarily_unavailable', description: 'cannot verify access tokens right now' };
+      return {
+        ok: false,
+        status: 503,
+        error: 'temporarily_unavailable',
+        description: 'cannot verify access tokens right now',
+      };
     }
     const user = typeof payload.sub === 'string' ? findUser(payload.sub) : undefined;
-    if (!user) return { ok: false, status: 401, error: 'invalid_token', description: 'the access token is invalid' };
+    if (!user)
+      return { ok: false, status: 401, error: 'invalid_token', description: 'the access token is invalid' };
     const scope = typeof payload['scope'] === 'string' ? payload['scope'] : '';
     return {
       ok: true,
@@ -83,7 +93,12 @@ declare module 'fastify' {
   }
 }
 
-function challenge(reply: FastifyReply, status: number, params: Record<string, string>, body: Record<string, string>) {
+function challenge(
+  reply: FastifyReply,
+  status: number,
+  params: Record<string, string>,
+  body: Record<string, string>,
+) {
   const attrs = Object.entries({ realm: REALM, ...params })
     .map(([k, v]) => `${k}="${v}"`)
     .join(', ');
@@ -118,17 +133,30 @@ export function registerMailApi(
 
   app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: 'not_found' }));
 
-  app.setErrorHandler((err: { statusCode?: number; validation?: unknown; message?: string }, request, reply) => {
-    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
-    if (status === 500) request.log.error({ err }, 'mail api error');
-    const description = err.validation ? (err.message ?? 'invalid request') : status === 500 ? 'internal error' : (err.message ?? 'bad request');
-    return reply.code(status).send({ error: status === 500 ? 'server_error' : 'invalid_request', error_description: description });
-  });
+  app.setErrorHandler(
+    (err: { statusCode?: number; validation?: unknown; message?: string }, request, reply) => {
+      const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+      if (status === 500) request.log.error({ err }, 'mail api error');
+      const description = err.validation
+        ? (err.message ?? 'invalid request')
+        : status === 500
+          ? 'internal error'
+          : (err.message ?? 'bad request');
+      return reply
+        .code(status)
+        .send({ error: status === 500 ? 'server_error' : 'invalid_request', error_description: description });
+    },
+  );
 
   async function authenticateRequest(request: FastifyRequest, reply: FastifyReply) {
     const header = request.headers.authorization;
     if (!header) {
-      return challenge(reply, 401, {}, { error: 'unauthorized', error_description: 'a bearer access token is required' });
+      return challenge(
+        reply,
+        401,
+        {},
+        { error: 'unauthorized', error_description: 'a bearer access token is required' },
+      );
     }
     const match = BEARER.exec(header);
     if (!match) {
@@ -141,7 +169,11 @@ export function registerMailApi(
     }
     const result = await deps.verify()(match[1]!);
     if (!result.ok) {
-      if (result.status === 503) return reply.code(503).header('retry-after', '5').send({ error: result.error, error_description: result.description });
+      if (result.status === 503)
+        return reply
+          .code(503)
+          .header('retry-after', '5')
+          .send({ error: result.error, error_description: result.description });
       return challenge(
         reply,
         401,
@@ -154,8 +186,16 @@ export function registerMailApi(
       return challenge(
         reply,
         403,
-        { error: 'insufficient_scope', error_description: `this request needs the ${needed} scope`, scope: needed },
-        { error: 'insufficient_scope', error_description: `this request needs the ${needed} scope`, scope: needed },
+        {
+          error: 'insufficient_scope',
+          error_description: `this request needs the ${needed} scope`,
+          scope: needed,
+        },
+        {
+          error: 'insufficient_scope',
+          error_description: `this request needs the ${needed} scope`,
+          scope: needed,
+        },
       );
     }
     request.principal = result.principal;
@@ -183,17 +223,26 @@ export function registerMailApi(
           schema: {
             querystring: {
               type: 'object',
-              properties: { folder: { type: 'string', enum: ['inbox', 'sent'] }, limit: { type: 'integer', minimum: 1, maximum: 200 } },
+              properties: {
+                folder: { type: 'string', enum: ['inbox', 'sent'] },
+                limit: { type: 'integer', minimum: 1, maximum: 200 },
+              },
             },
           },
         },
         (request) => store.list(principal(request).user.id, request.query.folder, request.query.limit),
       );
 
-      api.get<{ Params: { id: string } }>('/messages/:id', { config: { scope: 'mail:read' } }, (request, reply) => {
-        const message = store.get(principal(request).user.id, request.params.id);
-        return message ?? reply.code(404).send({ error: 'not_found', error_description: 'no such message' });
-      });
+      api.get<{ Params: { id: string } }>(
+        '/messages/:id',
+        { config: { scope: 'mail:read' } },
+        (request, reply) => {
+          const message = store.get(principal(request).user.id, request.params.id);
+          return (
+            message ?? reply.code(404).send({ error: 'not_found', error_description: 'no such message' })
+          );
+        },
+      );
 
       api.post<{ Body: { to: string; subject: string; body: string } }>(
         '/messages/send',
@@ -202,17 +251,24 @@ export function registerMailApi(
           try {
             return reply.code(201).send(store.send(principal(request).user, request.body));
           } catch (err) {
-            if (err instanceof MailboxFullError) return reply.code(507).send({ error: 'mailbox_full', error_description: 'the mailbox is full' });
+            if (err instanceof MailboxFullError)
+              return reply
+                .code(507)
+                .send({ error: 'mailbox_full', error_description: 'the mailbox is full' });
             throw err;
           }
         },
       );
 
-      api.delete<{ Params: { id: string } }>('/messages/:id', { config: { scope: 'mail:delete' } }, (request, reply) => {
-        return store.delete(principal(request).user.id, request.params.id)
-          ? reply.code(204).send()
-          : reply.code(404).send({ error: 'not_found', error_description: 'no such message' });
-      });
+      api.delete<{ Params: { id: string } }>(
+        '/messages/:id',
+        { config: { scope: 'mail:delete' } },
+        (request, reply) => {
+          return store.delete(principal(request).user.id, request.params.id)
+            ? reply.code(204).send()
+            : reply.code(404).send({ error: 'not_found', error_description: 'no such message' });
+        },
+      );
 
       done();
     },

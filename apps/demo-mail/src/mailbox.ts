@@ -89,7 +89,11 @@ export class MailStore {
 
   constructor(users: readonly DemoUser[] = DEMO_USERS) {
     const now = Date.now();
-    for (const user of users) this.#boxes.set(user.id, seedFor(user, now).map((m) => ({ id: newId(), ...m })));
+    for (const user of users)
+      this.#boxes.set(
+        user.id,
+        seedFor(user, now).map((m) => ({ id: newId(), ...m })),
+      );
   }
 
   #box(userId: string): Message[] {
@@ -125,7 +129,15 @@ export class MailStore {
     if (box.length >= MAX_MESSAGES_PER_MAILBOX) throw new MailboxFullError('mailbox full');
     const date = new Date().toISOString();
     const to = input.to.trim();
-    const sent: Message = { id: newId(), folder: 'sent', from: sender.email, to, subject: input.subject, body: input.body, date };
+    const sent: Message = {
+      id: newId(),
+      folder: 'sent',
+      from: sender.email,
+      to,
+      subject: input.subject,
+      body: input.body,
+      date,
+    };
     box.push(sent);
     const recipient = findUserByEmail(to);
     if (recipient) {

@@ -28,8 +28,12 @@ const int = (name: string, fallback: number): number => {
 };
 
 const clientSecret = env['DEMO_MAIL_CLIENT_SECRET'] || 'dev-mail-client-secret';
-const authMethod = env['DEMO_MAIL_TOKEN_AUTH'] === 'client_secret_post' ? 'client_secret_post' : 'client_secret_basic';
-const logger = pino({ level: env['DEMO_MAIL_LOG_LEVEL'] || 'info', redact: ['req.headers.authorization', 'req.headers.cookie'] });
+const authMethod =
+  env['DEMO_MAIL_TOKEN_AUTH'] === 'client_secret_post' ? 'client_secret_post' : 'client_secret_basic';
+const logger = pino({
+  level: env['DEMO_MAIL_LOG_LEVEL'] || 'info',
+  redact: ['req.headers.authorization', 'req.headers.cookie'],
+});
 
 const service = await createMailService({
   host: env['DEMO_MAIL_HOST'] || '127.0.0.1',
@@ -46,7 +50,9 @@ const service = await createMailService({
   logger,
 });
 
-const secretShown = env['DEMO_MAIL_CLIENT_SECRET'] ? '(from DEMO_MAIL_CLIENT_SECRET)' : 'dev-mail-client-secret  (dev default)';
+const secretShown = env['DEMO_MAIL_CLIENT_SECRET']
+  ? '(from DEMO_MAIL_CLIENT_SECRET)'
+  : 'dev-mail-client-secret  (dev default)';
 console.log(`
 Example Mail is running (plain http on loopback: development only).
 

@@ -10,7 +10,11 @@ export const OIDC_SCOPES = ['openid', 'offline_access'] as const;
  * (the shape of a gateway scope map). `GET /v1/me` needs a valid token and no particular scope, so it
  * is not listed; a deny-by-default gateway maps it to whichever scope it likes (e.g. `mail:read`).
  */
-export const SCOPE_MAP: readonly { readonly methods: readonly string[]; readonly path: string; readonly scope: MailScope }[] = [
+export const SCOPE_MAP: readonly {
+  readonly methods: readonly string[];
+  readonly path: string;
+  readonly scope: MailScope;
+}[] = [
   { methods: ['GET', 'HEAD'], path: '/v1/messages', scope: 'mail:read' },
   { methods: ['GET', 'HEAD'], path: '/v1/messages/{id}', scope: 'mail:read' },
   { methods: ['POST'], path: '/v1/messages/send', scope: 'mail:send' },

@@ -55,7 +55,7 @@ function fastifyOptions(logger: FastifyBaseLogger | undefined, component: string
     bodyLimit: 64 * 1024,
     forceCloseConnections: true,
     return503OnClosing: true,
-  } as FastifyServerOptions;
+  };
 }
 
 function validate(options: MailServiceOptions): void {
@@ -64,10 +64,12 @@ function validate(options: MailServiceOptions): void {
   if (!options.gatewayRedirectUris.length) throw new TypeError('gatewayRedirectUris needs at least one URI');
   for (const uri of options.gatewayRedirectUris) {
     const url = URL.parse(uri);
-    if (!url || !/^https?:$/.test(url.protocol) || url.hash) throw new TypeError(`invalid redirect URI: ${uri}`);
+    if (!url || !/^https?:$/.test(url.protocol) || url.hash)
+      throw new TypeError(`invalid redirect URI: ${uri}`);
   }
   const ttl = options.accessTokenTtlSeconds;
-  if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 1)) throw new TypeError('accessTokenTtlSeconds must be a positive integer');
+  if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 1))
+    throw new TypeError('accessTokenTtlSeconds must be a positive integer');
 }
 
 const urlHost = (host: string) => (host.includes(':') ? `[${host}]` : host);

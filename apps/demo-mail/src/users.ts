@@ -22,8 +22,20 @@ export const DEMO_CREDENTIALS: readonly { readonly username: string; readonly pa
 ];
 
 const USERS: readonly StoredUser[] = [
-  { id: 'alice', username: 'alice', name: 'Alice Liddell', email: 'alice@example.mail', passwordDigest: digest('alice-password') },
-  { id: 'bob', username: 'bob', name: 'Bob Builder', email: 'bob@example.mail', passwordDigest: digest('bob-password') },
+  {
+    id: 'alice',
+    username: 'alice',
+    name: 'Alice Liddell',
+    email: 'alice@example.mail',
+    passwordDigest: digest('alice-password'),
+  },
+  {
+    id: 'bob',
+    username: 'bob',
+    name: 'Bob Builder',
+    email: 'bob@example.mail',
+    passwordDigest: digest('bob-password'),
+  },
 ];
 
 const publicView = ({ id, username, name, email }: StoredUser): DemoUser => ({ id, username, name, email });
