@@ -59,10 +59,16 @@ export interface GatewayConfig {
   listen: { host: string; port: number };
   /** Store URL (`sqlite:…`, `memory:`, `postgres://…`); shown with its password masked. */
   storage: Secret;
-  secrets: { cookieKey: Secret; vaultKey: Secret };
+  secrets: { cookieKey: Secret; vaultKey: Secret; adminKey: Secret | null };
+  /** `gateway_id` in ath.json. */
+  gatewayId: string;
+  /** Where admin-API provider changes are persisted (JSON); null = runtime memory only. */
+  providersFile: string | null;
+  limits: { athBodyBytes: number; proxyBodyBytes: number; drainMs: number };
   tokenTtlSeconds: number;
   sessionTtlSeconds: number;
-  rateLimits: { perAgent: RateLimit; perIp: RateLimit };
+  /** `false` turns a limit off (e.g. when a load balancer in front already limits). */
+  rateLimits: { perAgent: RateLimit | false; perIp: RateLimit | false };
   approval: { autoApprove?: true | string[]; deny: string[]; denyReason?: string };
   /** `host:port` entries whose agent identity documents may be fetched over plain http (dev, tests). */
   allowInsecureAgentHosts: string[];
@@ -95,6 +101,8 @@ export const ENV_OVERRIDES: readonly { env: string; path: readonly string[]; kin
   { env: 'ATH_GATEWAY_STORAGE', path: ['storage'], kind: 'string' },
   { env: 'ATH_GATEWAY_COOKIE_KEY', path: ['secrets', 'cookieKey'], kind: 'string' },
   { env: 'ATH_GATEWAY_VAULT_KEY', path: ['secrets', 'vaultKey'], kind: 'string' },
+  { env: 'ATH_GATEWAY_ADMIN_KEY', path: ['secrets', 'adminKey'], kind: 'string' },
+  { env: 'ATH_GATEWAY_PROVIDERS_FILE', path: ['providersFile'], kind: 'string' },
   { env: 'ATH_GATEWAY_TOKEN_TTL_SECONDS', path: ['tokenTtlSeconds'], kind: 'int' },
   { env: 'ATH_GATEWAY_SESSION_TTL_SECONDS', path: ['sessionTtlSeconds'], kind: 'int' },
   { env: 'ATH_GATEWAY_RATE_LIMIT_PER_AGENT', path: ['rateLimits', 'perAgent', 'limit'], kind: 'int' },
@@ -103,7 +111,7 @@ export const ENV_OVERRIDES: readonly { env: string; path: readonly string[]; kin
   { env: 'ATH_GATEWAY_LOG_LEVEL', path: ['logLevel'], kind: 'string' },
 ];
 
-const SECRET_PATHS = new Set(['secrets.cookieKey', 'secrets.vaultKey', 'storage']);
+const SECRET_PATHS = new Set(['secrets.cookieKey', 'secrets.vaultKey', 'secrets.adminKey', 'storage']);
 
 function convert(kind: EnvKind, value: string): unknown {
   switch (kind) {
@@ -265,10 +273,25 @@ function configSchema(dev: boolean) {
         .strictObject({ host: z.string().min(1).default('0.0.0.0'), port: z.number().int().min(0).max(65_535).default(8080) })
         .default({ host: '0.0.0.0', port: 8080 }),
       storage: storageUrl(dev).default(DEFAULT_STORAGE),
-      secrets: z.strictObject({ cookieKey: key32.optional(), vaultKey: key32.optional() }).default({}),
+      secrets: z
+        .strictObject({
+          cookieKey: key32.optional(),
+          vaultKey: key32.optional(),
+          adminKey: z.string().min(32, 'must be at least 32 characters').optional(),
+        })
+        .default({}),
+      gatewayId: z.string().min(1).max(200).optional(),
+      providersFile: z.string().min(1).optional(),
+      limits: z
+        .strictObject({
+          athBodyBytes: z.number().int().min(1024).max(1024 * 1024).default(65_536),
+          proxyBodyBytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(10 * 1024 * 1024),
+          drainMs: z.number().int().min(0).max(600_000).default(10_000),
+        })
+        .default({ athBodyBytes: 65_536, proxyBodyBytes: 10 * 1024 * 1024, drainMs: 10_000 }),
       tokenTtlSeconds: positiveInt(MAX_TOKEN_TTL_SECONDS).default(MAX_TOKEN_TTL_SECONDS),
       sessionTtlSeconds: positiveInt(MAX_SESSION_TTL_SECONDS).default(MAX_SESSION_TTL_SECONDS),
-      rateLimits: z.strictObject({ perAgent: rateLimit(600), perIp: rateLimit(1200) }).default({
+      rateLimits: z.strictObject({ perAgent: z.union([z.literal(false), rateLimit(600)]), perIp: z.union([z.literal(false), rateLimit(1200)]) }).default({
         perAgent: { limit: 600, windowSeconds: 60 },
         perIp: { limit: 1200, windowSeconds: 60 },
       }),
@@ -414,6 +437,11 @@ export function parseConfig(raw: unknown, env: Readonly<Record<string, string | 
     };
   });
   if (issues.length) throw new ConfigError(issues, source);
+  let adminKey: Secret | null = c.secrets.adminKey ? new Secret(c.secrets.adminKey) : null;
+  if (!adminKey && c.dev) {
+    adminKey = new Secret(randomBytes(32).toString('base64url'));
+    warnings.push('dev mode: generated an ephemeral admin API key (secrets.adminKey)');
+  } else if (!adminKey) warnings.push('no secrets.adminKey: the admin API is disabled');
   if (c.dev) warnings.push('dev mode: not for production (ephemeral secrets allowed, plain http accepted)');
   if (providers.length === 0) warnings.push('no providers configured');
   for (const p of providers) {
@@ -425,7 +453,10 @@ export function parseConfig(raw: unknown, env: Readonly<Record<string, string | 
     publicUrl: c.publicUrl.replace(/\/+$/, ''),
     listen: c.listen,
     storage: new Secret(c.storage, redactUrlCredentials(c.storage)),
-    secrets: { cookieKey, vaultKey },
+    secrets: { cookieKey, vaultKey, adminKey },
+    gatewayId: c.gatewayId ?? new URL(c.publicUrl).host,
+    providersFile: c.providersFile ?? defaultProvidersFile(c.storage),
+    limits: c.limits,
     tokenTtlSeconds: c.tokenTtlSeconds,
     sessionTtlSeconds: c.sessionTtlSeconds,
     rateLimits: c.rateLimits,
@@ -439,6 +470,41 @@ export function parseConfig(raw: unknown, env: Readonly<Record<string, string | 
     providers,
     warnings,
   };
+}
+
+/** Admin-API provider changes live next to a SQLite database (`<db>.providers.json`); elsewhere only in memory unless `providersFile` is set. */
+function defaultProvidersFile(storage: string): string | null {
+  if (!storage.startsWith('sqlite:')) return null;
+  let path = storage.slice('sqlite:'.length);
+  if (path.startsWith('//')) path = path.slice(2);
+  if (path === '' || path === ':memory:') return null;
+  return `${path}.providers.json`;
+}
+
+/**
+ * One provider as the admin API receives it (the config file's provider shape); the client secret is
+ * read from `client_secret_env` in `env`.
+ */
+export function parseProviderConfig(
+  raw: unknown,
+  env: Readonly<Record<string, string | undefined>>,
+  dev: boolean,
+): GatewayProviderConfig {
+  const result = providerSchema(dev).safeParse(raw);
+  if (!result.success) throw new ConfigError(result.error.issues.flatMap((i) => describeIssue(i, new Map(), raw)));
+  const p = result.data;
+  const value = env[p.oauth.client_secret_env];
+  if (value === undefined || value === '') {
+    throw new ConfigError([`oauth.client_secret_env: environment variable ${p.oauth.client_secret_env} is not set`]);
+  }
+  const { client_secret: _inline, ...oauth } = p.oauth;
+  return { ...p, ...(p.categories ? { categories: p.categories } : {}), oauth: { ...oauth, client_secret: new Secret(value) } };
+}
+
+/** The JSON form of a provider for the providers file and admin views (the secret only by env name). */
+export function providerToJson(p: GatewayProviderConfig): Record<string, unknown> {
+  const { client_secret: _secret, ...oauth } = p.oauth;
+  return { ...p, oauth };
 }
 
 /** Reads and validates the config file at `path` (YAML, or JSON for `.json`), then applies ATH_GATEWAY_* overrides. */

@@ -76,6 +76,12 @@ export interface OAuthBridgeOptions {
   leasePollMs?: number;
   /** fetch implementation for oauth4webapi (default: the global fetch). */
   fetch?: typeof fetch;
+  /**
+   * How long a decrypted upstream access token is reused in process memory without reading the
+   * store (default 5 s; 0 disables). Never past the token's expiry minus the refresh skew; a token
+   * the upstream API rejected is never served from it.
+   */
+  tokenCacheMs?: number;
   /** Operational notes (never with token values). */
   onWarning?: (message: string) => void;
 }
@@ -114,6 +120,9 @@ export class OAuthBridge implements UpstreamTokenSource {
   private readonly warn: (message: string) => void;
   private readonly runtimes = new Map<string, Promise<ProviderRuntime>>();
   private readonly inflight = new Map<string, Promise<string>>();
+  /** Hot path: decrypted upstream access tokens per grant, for at most `tokenCacheMs` and never past their expiry. */
+  private readonly tokenCache = new Map<string, { token: string; until: number }>();
+  private readonly tokenCacheMs: number;
 
   constructor(options: OAuthBridgeOptions) {
     this.store = options.store;
@@ -133,6 +142,7 @@ export class OAuthBridge implements UpstreamTokenSource {
     this.pollMs = options.leasePollMs ?? 25;
     this.fetchImpl = options.fetch;
     this.warn = options.onWarning ?? (() => {});
+    this.tokenCacheMs = options.tokenCacheMs ?? 5000;
   }
 
   /** Discovers every provider's metadata now instead of on first use (startup check). */
@@ -254,13 +264,21 @@ export class OAuthBridge implements UpstreamTokenSource {
   }
 
   async getUpstreamAccessToken(grantId: string, options: { rejected?: string } = {}): Promise<string> {
+    const cached = this.tokenCache.get(grantId);
+    if (cached) {
+      if (cached.until > this.clock.now() && cached.token !== options.rejected) return cached.token;
+      this.tokenCache.delete(grantId);
+    }
     const pending = this.inflight.get(grantId);
     if (pending) return pending;
     const record = await this.store.getGrant(grantId);
     if (!record) throw oauthError('The upstream authorization is no longer available; authorize again', 'grant_missing');
     const set = await this.open(grantId, record.ciphertext);
     if (set.broken) throw oauthError('The upstream authorization is no longer valid; authorize again', 'grant_broken');
-    if (this.fresh(set) && set.access_token !== options.rejected) return set.access_token;
+    if (this.fresh(set) && set.access_token !== options.rejected) {
+      this.remember(grantId, set);
+      return set.access_token;
+    }
 
     // Single flight in this process: the first caller starts the refresh, everyone else joins it.
     let flight = this.inflight.get(grantId);
@@ -272,6 +290,20 @@ export class OAuthBridge implements UpstreamTokenSource {
   }
 
   // --- internals ------------------------------------------------------------------------------
+
+  private remember(grantId: string, set: UpstreamTokenSet): void {
+    if (this.tokenCacheMs <= 0) return;
+    const now = this.clock.now();
+    const until = Math.min(now + this.tokenCacheMs, set.expires_at === null ? Infinity : set.expires_at - this.skewMs);
+    if (until <= now) return;
+    if (this.tokenCache.size >= 100_000) this.tokenCache.delete(this.tokenCache.keys().next().value!);
+    this.tokenCache.set(grantId, { token: set.access_token, until });
+  }
+
+  /** Drops the in-process copy of a grant's upstream token (e.g. after the grant was deleted). */
+  forgetGrant(grantId: string): void {
+    this.tokenCache.delete(grantId);
+  }
 
   private fresh(set: UpstreamTokenSet): boolean {
     return set.expires_at === null || set.expires_at - this.skewMs > this.clock.now();
@@ -345,6 +377,7 @@ export class OAuthBridge implements UpstreamTokenSource {
       updatedAt: now,
     });
     if (!written) this.warn(`grant ${grantId}: refresh lease expired before the new tokens were stored`);
+    else this.remember(grantId, next);
     return next.access_token;
   }
 

@@ -21,13 +21,15 @@ const COOKIE_KEY = Buffer.alloc(32, 1).toString('base64url');
 const VAULT_KEY = Buffer.alloc(32, 2).toString('base64url');
 const MAIL_SECRET = 'mail-secret-s3cr3t-value-0001';
 const CAL_SECRET = 'calendar-secret-s3cr3t-value-0002';
+const ADMIN_KEY = 'admin-key-for-tests-0123456789-abcdefgh';
 const PROD_ENV = {
   ATH_GATEWAY_COOKIE_KEY: COOKIE_KEY,
   ATH_GATEWAY_VAULT_KEY: VAULT_KEY,
+  ATH_GATEWAY_ADMIN_KEY: ADMIN_KEY,
   MAIL_CLIENT_SECRET: MAIL_SECRET,
   CALENDAR_CLIENT_SECRET: CAL_SECRET,
 };
-const ALL_SECRETS = [COOKIE_KEY, VAULT_KEY, MAIL_SECRET, CAL_SECRET];
+const ALL_SECRETS = [COOKIE_KEY, VAULT_KEY, ADMIN_KEY, MAIL_SECRET, CAL_SECRET];
 
 function provider(overrides: Record<string, unknown> = {}, oauth: Record<string, unknown> = {}) {
   return {

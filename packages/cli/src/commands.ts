@@ -18,6 +18,7 @@ import {
 import { listenForRedirect, readOptionalFile, serveIdentityDocument, writeAgentKey } from '@athkit/client/node';
 import { CONFIG_KEYS, type ConfigKey, type Context } from './context.js';
 import { ConfigError, EXIT, UsageError } from './errors.js';
+import { user } from './user-commands.js';
 
 export type OptionSpec = { type: 'string' | 'boolean'; short?: string; multiple?: boolean; description: string; value?: string };
 export type Values = Record<string, string | boolean | string[] | undefined>;
@@ -557,4 +558,4 @@ const config: Command = {
   },
 };
 
-export const COMMANDS: Record<string, Command> = { keygen, identity, config, discover, register, status, authorize, token, call, revoke };
+export const COMMANDS: Record<string, Command> = { keygen, identity, config, discover, register, status, authorize, token, call, revoke, user };

@@ -6,8 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ath, start } from './support/cli.js';
-import { startTestServer, type TestServer } from './support/ath-server.js';
-import { useNetworkGuard } from './support/network-guard.js';
+import { startTestServer, type TestServer, useNetworkGuard } from '@athkit/testkit';
 
 useNetworkGuard();
 

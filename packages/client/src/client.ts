@@ -30,6 +30,7 @@ import {
   type ProtectedResourceInit,
 } from './endpoints.js';
 import { AthClientError } from './errors.js';
+import { runHandshake, type HandshakeParameters, type HandshakeSession } from './handshake.js';
 import { assertSecureUrl, normalizeBaseUrl, systemClock, type Clock, type FetchLike } from './http.js';
 import { generateState, parseRedirect } from './redirect.js';
 import { MemoryCredentialStore, type CredentialStore, type PendingAuthorization, type StoredCredentials, type StoredToken } from './store.js';
@@ -578,5 +579,42 @@ export class NativeClient extends AthClient {
   /** Revokes the stored token (CL-14). Returns false when there was none. */
   revoke(): Promise<boolean> {
     return this.revokeProvider(this.providerId);
+  }
+
+  /**
+   * The optional 9-step trusted handshake (seed 000): mutual key proof, the user's pre-authorization
+   * credential, out-of-band user confirmation, then a token plus an ECDH-derived session key. The
+   * token is stored like any other, so `call`/`json` use it afterwards (TLS + Bearer stay mandatory;
+   * `session.encrypt` is optional message-level protection).
+   */
+  async handshake(parameters: HandshakeParameters): Promise<HandshakeSession> {
+    const creds = await this.requireCredentials();
+    const session = await runHandshake(
+      {
+        baseUrl: this.baseUrl,
+        agent: this.agent,
+        clientId: creds.clientId,
+        clientSecret: creds.clientSecret,
+        providerId: this.providerId,
+        service: this.service,
+        clock: this.clock,
+        http: this.requestOptions,
+        pollIntervalMs: this.pollIntervalMs,
+        sleep: this.sleep,
+      },
+      parameters,
+    );
+    const c = session.complete;
+    const stored: StoredToken = {
+      accessToken: c.access_token,
+      tokenType: c.token_type,
+      providerId: c.provider_id,
+      agentId: c.agent_id,
+      scopes: c.effective_scopes,
+      expiresAt: this.clock.now() + c.expires_in * 1000,
+    };
+    const latest = await this.requireCredentials();
+    await this.store.save({ ...latest, tokens: { ...latest.tokens, [stored.providerId]: stored } });
+    return session;
   }
 }

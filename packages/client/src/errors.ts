@@ -41,7 +41,11 @@ export type ClientErrorCode =
   /** An API call through the token answered with a non-success status (not an ATH error). */
   | 'api_error'
   /** A caller-supplied argument is invalid. */
-  | 'invalid_argument';
+  | 'invalid_argument'
+  /** The service does not advertise the 9-step handshake (ath-app.json `ath_endpoints.handshake`, `server_jwks`). */
+  | 'handshake_unsupported'
+  /** The service failed a 9-step check the client makes (server key, transcript, scope result; CL-23, CL-27). */
+  | 'handshake_failed';
 
 export type AthClientErrorCode = AthErrorCodeName | ClientErrorCode;
 

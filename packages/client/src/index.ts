@@ -86,3 +86,12 @@ export {
   type RegistrationResult,
   type WaitOptions,
 } from './client.js';
+export {
+  handshakeDiscovery,
+  runHandshake,
+  type HandshakeContext,
+  type HandshakeParameters,
+  type HandshakeSession,
+  type HandshakeStepEvent,
+} from './handshake.js';
+export { UserWallet } from './wallet.js';

@@ -23,7 +23,7 @@ import {
   parseRetryAfter,
   type AgentCredentials,
 } from '../src/index.js';
-import { useNetworkGuard } from './support/network-guard.js';
+import { useNetworkGuard } from '@athkit/testkit';
 
 useNetworkGuard();
 

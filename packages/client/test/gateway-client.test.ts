@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultApprovalPolicy } from '@athkit/core';
 import { GatewayClient, type AthClientError } from '../src/index.js';
-import { useNetworkGuard } from './support/network-guard.js';
+import { startTestServer, type TestServer, useNetworkGuard } from '@athkit/testkit';
 import { DEVELOPER, startAgent, type TestAgent } from './support/agent.js';
-import { startTestServer, type TestServer } from './support/ath-server.js';
 
 useNetworkGuard();
 

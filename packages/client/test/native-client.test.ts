@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AthClientError, MemoryCredentialStore, NativeClient } from '../src/index.js';
-import { useNetworkGuard } from './support/network-guard.js';
+import { startTestServer, type TestServer, useNetworkGuard } from '@athkit/testkit';
 import { DEVELOPER, startAgent, type TestAgent } from './support/agent.js';
-import { startTestServer, type TestServer } from './support/ath-server.js';
 
 useNetworkGuard();
 

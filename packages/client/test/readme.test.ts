@@ -1,12 +1,15 @@
-import { readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import { useNetworkGuard } from './support/network-guard.js';
-import { startTestServer, type TestServer } from './support/ath-server.js';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import {
+  readmeExample,
+  runReadmeExample,
+  startTestServer,
+  type TestServer,
+  useNetworkGuard,
+} from '@athkit/testkit';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const scratch = join(here, '.readme-agent.mjs');
+const readme = join(dirname(fileURLToPath(import.meta.url)), '..', 'README.md');
 let server: TestServer;
 
 useNetworkGuard();
@@ -14,31 +17,20 @@ beforeAll(async () => {
   server = await startTestServer();
 });
 afterAll(async () => {
-  rmSync(scratch, { force: true });
-  delete process.env['SHOP_URL'];
   await server.close();
 });
 
 it('the README agent is under 40 lines and runs the whole flow', async () => {
-  const readme = readFileSync(join(here, '..', 'README.md'), 'utf8');
-  const code = /```js\n([\s\S]*?)```/.exec(readme)?.[1];
-  expect(code).toBeTruthy();
-  expect(code!.trim().split('\n').length).toBeLessThan(40);
-  writeFileSync(scratch, code!);
-  process.env['SHOP_URL'] = server.url;
-
-  const lines: unknown[][] = [];
+  expect(readmeExample(readme).trim().split('\n').length).toBeLessThan(40);
   const consents: Promise<unknown>[] = [];
-  const spy = vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
-    lines.push(args);
+  const { lines } = await runReadmeExample(readme, {
+    env: { SHOP_URL: server.url },
     // The user: opens the printed URL and consents to products:read only.
-    if (args[0] === 'Open this URL to approve:') consents.push(server.consent(String(args[1]), { scopes: ['products:read'] }));
+    onLog: (args) => {
+      if (args[0] === 'Open this URL to approve:')
+        consents.push(server.consent(String(args[1]), { scopes: ['products:read'] }));
+    },
   });
-  try {
-    await import(/* @vite-ignore */ scratch);
-  } finally {
-    spy.mockRestore();
-  }
   await Promise.all(consents);
   expect(lines[0]).toEqual(['registration:', 'approved']);
   expect(lines[1]?.[0]).toBe('Open this URL to approve:');

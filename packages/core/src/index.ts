@@ -15,3 +15,4 @@ export * from './purger.js';
 export * from './identity/index.js';
 export * from './attestation/index.js';
 export * from './engine/index.js';
+export * from './handshake/index.js';

@@ -6,6 +6,9 @@ import type {
   AuditRecord,
   GrantPatch,
   GrantRecord,
+  HandshakePatch,
+  HandshakeRecord,
+  HandshakeState,
   PurgeCounts,
   RateLimitResult,
   RevocationEvent,
@@ -32,6 +35,7 @@ export class MemoryStore implements Store {
   private readonly sessions = new Map<string, SessionRecord>();
   private readonly sessionsByState = new Map<string, string>();
   private readonly tokens = new Map<string, TokenRecord>();
+  private readonly handshakes = new Map<string, HandshakeRecord>();
   private readonly grants = new Map<string, GrantRecord>();
   private readonly audit: AuditRecord[] = [];
   private readonly windows = new Map<string, { start: number; count: number }>();
@@ -110,6 +114,29 @@ export class MemoryStore implements Store {
     if (expect.bindingHash !== undefined && s.bindingHash !== expect.bindingHash) return Promise.resolve(null);
     const next = { ...s, ...clone(patch) };
     this.sessions.set(id, next);
+    return Promise.resolve(clone(next));
+  }
+
+  createHandshake(record: HandshakeRecord): Promise<void> {
+    if (this.handshakes.has(record.id)) return Promise.reject(new Error('duplicate handshake id'));
+    this.handshakes.set(record.id, clone(record));
+    return Promise.resolve();
+  }
+
+  getHandshake(id: string): Promise<HandshakeRecord | null> {
+    const h = this.handshakes.get(id);
+    return Promise.resolve(h ? clone(h) : null);
+  }
+
+  updateHandshake(
+    id: string,
+    expectStates: HandshakeState[],
+    patch: HandshakePatch,
+  ): Promise<HandshakeRecord | null> {
+    const h = this.handshakes.get(id);
+    if (!h || !expectStates.includes(h.state)) return Promise.resolve(null);
+    const next = { ...h, ...clone(patch) };
+    this.handshakes.set(id, next);
     return Promise.resolve(clone(next));
   }
 
@@ -225,6 +252,12 @@ export class MemoryStore implements Store {
       if (s.expiresAt + PURGE_GRACE_MS < now) {
         this.sessions.delete(id);
         this.sessionsByState.delete(s.upstreamStateHash);
+        counts.sessions++;
+      }
+    }
+    for (const [id, h] of this.handshakes) {
+      if (h.expiresAt + PURGE_GRACE_MS < now) {
+        this.handshakes.delete(id);
         counts.sessions++;
       }
     }

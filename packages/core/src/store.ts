@@ -44,6 +44,21 @@ export interface Store {
   revokeAgentTokens(clientId: string, at: number): Promise<number>;
   listTokens(filter?: { clientId?: string; userId?: string; liveAt?: number; limit?: number; offset?: number }): Promise<TokenRecord[]>;
 
+  // --- 9-step handshakes (optional extension, checklist section M) ---
+  /** Inserts a new handshake; rejects a duplicate id. */
+  createHandshake(record: HandshakeRecord): Promise<void>;
+  getHandshake(id: string): Promise<HandshakeRecord | null>;
+  /**
+   * Compare-and-set on `state`: applies `patch` only when the stored state is one of `expectStates`.
+   * Returns the updated record, or null when nothing matched. Exactly one of any number of concurrent
+   * callers with the same expectation wins (the one-way state machine of C-259).
+   */
+  updateHandshake(
+    id: string,
+    expectStates: HandshakeState[],
+    patch: HandshakePatch,
+  ): Promise<HandshakeRecord | null>;
+
   // --- upstream grant vault (ciphertext only) ---
   putGrant(record: GrantRecord): Promise<void>;
   getGrant(id: string): Promise<GrantRecord | null>;
@@ -159,7 +174,63 @@ export interface TokenRecord {
   createdAt: number;
   expiresAt: number;
   revokedAt: number | null;
+  /** Restrictions returned by a 9-step handshake (AMB-35), enforced on every use; absent otherwise. */
+  restrictions?: TokenRestrictions | null;
 }
+
+/** AMB-35: what a handshake's scope_result restricted; whatever is returned is enforced. */
+export interface TokenRestrictions {
+  /** Client IP addresses or CIDR blocks. */
+  ip_whitelist?: string[];
+  /** `N/second`, `N/minute` or `N/hour`, per token. */
+  rate_limit?: string;
+}
+
+/**
+ * The one-way state machine of a 9-step handshake (C-259): initiated (steps 1-2) → authenticated
+ * (3-4) → awaiting_confirmation (5-7, the user decides on the linked session) → completed (9).
+ * Any failure of the proof moves it to terminated, from which nothing continues.
+ */
+export type HandshakeState =
+  'initiated' | 'authenticated' | 'awaiting_confirmation' | 'completed' | 'terminated';
+
+/** What a handshake remembers between its steps (stored as JSON). */
+export interface HandshakeData {
+  version: string;
+  capabilities: string[];
+  nonceA: string;
+  nonceB: string;
+  serverDid: string;
+  /** Set at step 5. */
+  sessionId?: string;
+  requestId?: string;
+  userDid?: string;
+  requestedScopes?: string[];
+  ttlGranted?: number;
+  restrictions?: TokenRestrictions;
+  channel?: 'push' | 'browser';
+  /** When the step-6 confirmation request lapses (ms). */
+  confirmationExpiresAt?: number;
+  /** Why the handshake was terminated. */
+  failure?: string;
+}
+
+export interface HandshakeRecord {
+  /** handshake_id (≥ 128 bits of randomness). */
+  id: string;
+  clientId: string;
+  agentId: string;
+  state: HandshakeState;
+  data: HandshakeData;
+  createdAt: number;
+  /** Steps 1→3 must happen before this (5 min); afterwards the linked session's lifetime applies. */
+  expiresAt: number;
+  updatedAt: number;
+}
+
+export type HandshakePatch = Partial<Pick<HandshakeRecord, 'state' | 'data' | 'expiresAt'>> & {
+  updatedAt: number;
+};
 
 export interface GrantRecord {
   id: string;
@@ -222,6 +293,7 @@ export type RevocationEvent = { kind: 'token'; tokenHash: string } | { kind: 'ag
 
 export interface PurgeCounts {
   jti: number;
+  /** Authorization sessions and 9-step handshakes. */
   sessions: number;
   tokens: number;
   rateLimits: number;

@@ -1,27 +1,14 @@
-import { readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, expect, it, vi } from 'vitest';
-import { useNetworkGuard } from './support/network-guard.js';
+import { expect, it } from 'vitest';
+import { runReadmeExample, useNetworkGuard } from '@athkit/testkit';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const scratch = join(here, '.readme-example.mjs');
+const readme = join(dirname(fileURLToPath(import.meta.url)), '..', 'README.md');
 
 useNetworkGuard();
-afterAll(() => rmSync(scratch, { force: true }));
 
 it('the README example runs and prints what its comments promise', async () => {
-  const readme = readFileSync(join(here, '..', 'README.md'), 'utf8');
-  const code = /```js\n([\s\S]*?)```/.exec(readme)?.[1];
-  expect(code).toBeTruthy();
-  writeFileSync(scratch, code!);
-  const lines: unknown[][] = [];
-  const spy = vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => void lines.push(args));
-  try {
-    await import(/* @vite-ignore */ scratch);
-  } finally {
-    spy.mockRestore();
-  }
+  const { lines } = await runReadmeExample(readme);
   expect(lines[0]?.[0]).toMatchObject({ effective: ['products:read'] });
   expect(lines[1]).toEqual(['alice', ['products:read']]);
   expect(lines[2]).toEqual([401, 'TOKEN_REVOKED']);

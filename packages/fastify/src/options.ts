@@ -1,6 +1,7 @@
 import type { ApprovalPolicy, AuditSink, Clock, DefaultPolicyOptions, DocumentFetcher, RandomSource, Store } from '@athkit/core';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import type { AthRateLimits } from './endpoints.js';
 
 /** RFC 6749 §3.3 scope-token, as the ATH schema defines it. */
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
@@ -58,6 +59,12 @@ export interface AthFastifyOptions {
    * Mark a public route with `config: { ath: false }`.
    */
   denyUnmappedApi?: boolean;
+  /**
+   * Rate limits counted in the store (so shared by every instance on one database): `perIp` on each
+   * ATH endpoint, `perAgent` on guarded API routes. Over the limit → 429 RATE_LIMITED with Retry-After.
+   * Default: none.
+   */
+  rateLimits?: AthRateLimits;
   /** Injected clock and randomness (tests). */
   clock?: Clock;
   random?: RandomSource;
@@ -88,6 +95,10 @@ const absoluteHttpUrl = z.string().refine(
   },
   { message: 'must be an absolute http(s) URL', abort: true },
 );
+
+const rateLimitRule = z
+  .object({ limit: z.number().int().min(1), windowSeconds: z.number().int().min(1).max(86_400) })
+  .strict();
 
 const STORE_METHODS = ['createAgent', 'getAgent', 'createSession', 'updateSession', 'createToken', 'getToken', 'watchRevocations'] as const;
 
@@ -146,6 +157,10 @@ const optionsSchema = z
     cookieSecure: z.boolean().optional(),
     bodyLimit: z.number().int().min(1024).max(10 * 1024 * 1024).optional(),
     denyUnmappedApi: z.boolean().optional(),
+    rateLimits: z
+      .object({ perIp: rateLimitRule.optional(), perAgent: rateLimitRule.optional() })
+      .strict()
+      .optional(),
     clock: z.custom<Clock>((v) => typeof v === 'object' && v !== null && typeof (v as Clock).now === 'function', {
       message: 'must be a Clock ({ now(): number })',
     }).optional(),

@@ -21,6 +21,8 @@ const STYLE = `
   legend { font-weight: 600; margin-bottom: .5rem; }
   label.scope { display: flex; gap: .6rem; align-items: flex-start; padding: .55rem .65rem; border: 1px solid #e3e6ec; border-radius: 8px; margin-bottom: .45rem; }
   label.scope code { font-size: .95rem; }
+  ul.scopes { list-style: none; padding: 0; margin: 0; }
+  li.scope { padding: .55rem .65rem; border: 1px solid #e3e6ec; border-radius: 8px; margin-bottom: .45rem; }
   .ok { color: #1c7c3c; font-size: .82rem; display: block; }
   .no { color: #a2281f; font-size: .82rem; display: block; }
   .buttons { display: flex; gap: .75rem; }
@@ -128,4 +130,63 @@ export function sendCompletionPage(reply: FastifyReply, outcome: 'granted' | 'de
       ? `<h1>Access granted</h1><p class="sub">You can close this page and return to your agent. It can now finish connecting to ${e(serviceName)}.</p>`
       : `<h1>Access denied</h1><p class="sub">The agent was not given access to your ${e(serviceName)} account. You can close this page and return to your agent.</p>`;
   return sendHtml(reply, 200, layout(outcome === 'granted' ? 'Access granted' : 'Access denied', nonce, body), csp(nonce, []));
+}
+
+/** Where the gateway interstitial posts (gateway mode): continue to the provider, or cancel. */
+export const GATEWAY_CONTINUE_PATH = '/ath/authorize/continue';
+
+export interface GatewayConsentPageInput {
+  /** The gateway's name, e.g. "ATH Gateway". */
+  gatewayName: string;
+  state: string;
+  consent: ConsentView;
+  /** Origin of the provider's authorization endpoint (the form's redirect target, for CSP form-action). */
+  upstreamOrigin: string;
+  /** Origin of the agent's user_redirect_uri (the redirect after Cancel), for CSP form-action. */
+  redirectOrigin: string | null;
+}
+
+/**
+ * The gateway's own consent interstitial (threats D10, confused deputy): before the browser is sent
+ * to the provider (whose consent screen only knows the gateway's client_id), the user sees which
+ * agent asks, for what, and which scopes the gateway approved for it, and must confirm.
+ */
+export function sendGatewayConsentPage(reply: FastifyReply, input: GatewayConsentPageInput): FastifyReply {
+  const nonce = randomBytes(16).toString('base64');
+  const { agent, scopes, provider } = input.consent;
+  const agentName = agent.name ?? agent.agentId;
+  const scopeRows = scopes
+    .map(
+      (s) => `<li class="scope"><code>${e(s.scope)}</code>
+  ${
+    s.approvedForAgent
+      ? '<span class="ok">approved by the gateway for this agent</span>'
+      : '<span class="no">not approved by the gateway for this agent (will not be granted)</span>'
+  }</li>`,
+    )
+    .join('\n');
+  const body = `<h1>${e(agentName)} wants to access your ${e(provider.displayName)} account</h1>
+<p class="sub">Through ${e(input.gatewayName)}. If you continue, ${e(provider.displayName)} will ask you to sign in and confirm; you can grant fewer permissions there.</p>
+<dl class="claimed">
+  <dt>Agent <span class="tag">claimed by the agent</span></dt><dd>${e(agentName)}</dd>
+  <dt>Developer <span class="tag">claimed by the agent</span></dt><dd>${e(agent.developer.name)} (${e(agent.developer.id)})</dd>
+  <dt>Purpose <span class="tag">claimed by the agent</span></dt><dd>${agent.purpose ? e(agent.purpose) : '<em>not stated</em>'}</dd>
+  <dt>Agent identity</dt><dd><code>${e(agent.agentId)}</code></dd>
+</dl>
+<form method="post" action="${GATEWAY_CONTINUE_PATH}">
+  <input type="hidden" name="state" value="${e(input.state)}">
+  <fieldset>
+    <legend>Requested permissions</legend>
+<ul class="scopes">
+${scopeRows}
+</ul>
+  </fieldset>
+  <div class="buttons">
+    <button type="submit" name="decision" value="approve" class="primary">Continue to ${e(provider.displayName)}</button>
+    <button type="submit" name="decision" value="deny">Cancel</button>
+  </div>
+</form>
+<p class="foot">The agent never sees your password or your ${e(provider.displayName)} tokens. You can revoke its access at any time.</p>`;
+  const targets = [input.upstreamOrigin, ...(input.redirectOrigin ? [input.redirectOrigin] : [])];
+  return sendHtml(reply, 200, layout(`Authorize ${agentName}`, nonce, body), csp(nonce, targets));
 }

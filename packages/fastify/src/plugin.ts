@@ -2,13 +2,11 @@ import {
   AthEngine,
   AthError,
   bindingCookieName,
-  BINDING_COOKIE_PREFIX,
   CALLBACK_PATH,
   LAUNCH_PATH,
   defaultApprovalPolicy,
   serviceDiscovery,
   type AccessGrant,
-  type AgentStatusAuth,
   type ApprovalPolicy,
   type RevocationCaller,
 } from '@athkit/core';
@@ -17,13 +15,13 @@ import type {
   FastifyPluginAsync,
   FastifyPluginCallback,
   FastifyReply,
-  FastifyRequest,
-  HTTPMethods,
   onRequestAsyncHookHandler,
   RouteOptions,
 } from 'fastify';
 import fp from 'fastify-plugin';
-import { athHeaders, headerCount, jsonDepthExceeds, parseCookies, sendAthError, singleHeader } from './http.js';
+import { athEndpoints, engineRateLimits, onlyValue, wellKnownDocument, type BrowserKit } from './endpoints.js';
+export { MAX_JSON_DEPTH } from './endpoints.js';
+import { athHeaders, headerCount, sendAthError } from './http.js';
 import { resolveOptions, type AthFastifyOptions, type ResolvedOptions } from './options.js';
 import { CONSENT_PATH, sendCompletionPage, sendConsentPage } from './pages.js';
 
@@ -48,137 +46,11 @@ declare module 'fastify' {
   }
 }
 
-/** Nesting deeper than this in a JSON body is refused before parsing (400). */
-export const MAX_JSON_DEPTH = 32;
 const MAX_FORM_SCOPES = 100;
 
-type BodyKind = 'json' | 'json-or-form' | 'form';
-
-function methodsOtherThan(instance: FastifyInstance, allowed: readonly string[]): HTTPMethods[] {
-  return instance.supportedMethods.filter((m): m is HTTPMethods => !allowed.includes(m));
-}
-
-/** Registers `handler` for `method` on `url`, and 405 METHOD_NOT_ALLOWED (with Allow) for every other method. */
-function endpoint(
-  instance: FastifyInstance,
-  method: 'GET' | 'POST',
-  url: string,
-  bodyLimit: number,
-  handler: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>,
-  body: BodyKind = 'json',
-): void {
-  const allow = method === 'GET' ? ['GET', 'HEAD'] : ['POST'];
-  instance.route({
-    method,
-    url,
-    bodyLimit,
-    handler,
-    ...(method === 'POST'
-      ? {
-          preValidation: (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => {
-            const isForm = request.body instanceof URLSearchParams;
-            if ((isForm && body === 'json') || (!isForm && body === 'form' && request.body !== undefined)) {
-              done(
-                new AthError('INVALID_REQUEST', `Unsupported content type; send ${body === 'form' ? 'a form' : 'application/json'}`, {
-                  reason: 'unsupported_media_type',
-                }),
-              );
-              return;
-            }
-            done();
-          },
-        }
-      : {}),
-  });
-  instance.route({
-    method: methodsOtherThan(instance, allow),
-    url,
-    exposeHeadRoute: false,
-    // onRequest runs before the body is read, so the 405 wins over any body or content-type problem.
-    onRequest: (_request, _reply, done) => done(new AthError('METHOD_NOT_ALLOWED', `Use ${allow.join(' or ')}`, { allow })),
-    handler: (_request, reply) => reply.send(),
-  });
-}
-
-/** The agent's credentials at GET /ath/agents/{clientId}: HTTP Basic (RFC 6749 §2.3.1), or an attestation header (C-064). */
-function statusAuth(request: FastifyRequest): AgentStatusAuth {
-  const authorization = singleHeader(request, 'authorization');
-  const attestation = singleHeader(request, 'x-ath-agent-attestation');
-  if (authorization === null || attestation === null) return { kind: 'none' };
-  if (authorization !== undefined) {
-    const m = /^Basic[ ]+([A-Za-z0-9+/]+=*)[ ]*$/i.exec(authorization);
-    if (!m) return { kind: 'none' };
-    const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
-    if (colon <= 0) return { kind: 'none' };
-    return { kind: 'basic', clientId: formDecode(decoded.slice(0, colon)), clientSecret: formDecode(decoded.slice(colon + 1)) };
-  }
-  if (attestation) return { kind: 'attestation', attestation: attestation.trim() };
-  return { kind: 'none' };
-}
-
-function formDecode(value: string): string {
-  try {
-    return decodeURIComponent(value.replace(/\+/g, ' '));
-  } catch {
-    return value;
-  }
-}
-
-/** A form body as the plain object the engine's schema validators expect; repeated or dangerous keys are refused. */
-function formToObject(form: URLSearchParams): Record<string, string> {
-  const out: Record<string, string> = Object.create(null) as Record<string, string>;
-  for (const [k, v] of form) {
-    if (k === '__proto__' || k === 'constructor' || k === 'prototype' || k in out) {
-      throw new AthError('INVALID_REQUEST', 'Malformed form body', { reason: 'malformed_body', field: k });
-    }
-    out[k] = v;
-  }
-  return { ...out };
-}
-
-function onlyValue(form: URLSearchParams, name: string): string | null {
-  const all = form.getAll(name);
-  return all.length === 1 ? all[0]! : null;
-}
-
-/** The inner, encapsulated plugin: ATH endpoints under /ath with their own parsers, error and 404 handlers. */
-function athRoutes(engine: AthEngine, opts: ResolvedOptions): FastifyPluginCallback {
-  return (instance, _options, pluginDone) => {
-    const { bodyLimit } = opts;
-    // Browsers accept `__Host-` cookies only with Secure; an insecure deployment drops the prefix.
-    const cookieWireName = (engineName: string) =>
-      opts.cookieSecure || !engineName.startsWith(BINDING_COOKIE_PREFIX) ? engineName : engineName.slice('__Host-'.length);
-
-    instance.removeAllContentTypeParsers();
-    const defaultJson = instance.getDefaultJsonParser('error', 'error');
-    instance.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit }, (request, body, done) => {
-      if (jsonDepthExceeds(body as string, MAX_JSON_DEPTH)) {
-        done(new AthError('INVALID_REQUEST', 'JSON body is nested too deeply', { reason: 'too_deep' }), undefined);
-        return;
-      }
-      void defaultJson(request, body as string, done);
-    });
-    instance.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit }, (_request, body, done) => {
-      done(null, new URLSearchParams(body as string));
-    });
-    instance.setErrorHandler((err, request, reply) => sendAthError(request, reply, err));
-    instance.addHook('onRequest', (request, _reply, done) => {
-      done(request.is404 ? new AthError('NOT_FOUND', 'No such ATH endpoint') : undefined);
-    });
-    instance.setNotFoundHandler(async (request, reply) => sendAthError(request, reply, new AthError('NOT_FOUND', 'No such ATH endpoint')));
-
-    /** The one binding cookie the engine may look at, read under the name this deployment uses. */
-    const bindingCookies = async (request: FastifyRequest, state: string | null): Promise<Record<string, string | undefined>> => {
-      if (!state) return {};
-      const engineName = await bindingCookieName(state);
-      return { [engineName]: parseCookies(request.headers.cookie).get(cookieWireName(engineName)) };
-    };
-    const setCookie = (reply: FastifyReply, engineName: string, value: string, maxAge: number) => {
-      const attrs = [`${cookieWireName(engineName)}=${value}`, 'Path=/', `Max-Age=${maxAge}`, 'HttpOnly', 'SameSite=Lax'];
-      if (opts.cookieSecure) attrs.push('Secure');
-      reply.header('set-cookie', attrs.join('; '));
-    };
+/** The native browser steps: the consent page behind authorization_url, its form target, and the callback. */
+function nativeBrowserRoutes(engine: AthEngine, opts: ResolvedOptions) {
+  return (_instance: FastifyInstance, kit: BrowserKit): void => {
     const loginRedirect = (reply: FastifyReply, returnTo: string) => {
       let location: string;
       if (typeof opts.loginUrl === 'function') location = opts.loginUrl(returnTo);
@@ -190,34 +62,14 @@ function athRoutes(engine: AthEngine, opts: ResolvedOptions): FastifyPluginCallb
       athHeaders(reply);
       return reply.redirect(location, 302);
     };
-    const now = () => (opts.clock ?? { now: Date.now }).now();
-
-    endpoint(instance, 'POST', '/agents/register', bodyLimit, async (request, reply) => {
-      const result = await engine.register(request.body);
-      athHeaders(reply);
-      return reply.code(201).send(result);
-    });
-
-    endpoint(instance, 'GET', '/agents/:clientId', bodyLimit, async (request, reply) => {
-      const { clientId } = request.params as { clientId: string };
-      const result = await engine.agentStatus(clientId, statusAuth(request));
-      athHeaders(reply);
-      return reply.code(200).send(result);
-    });
-
-    endpoint(instance, 'POST', '/authorize', bodyLimit, async (request, reply) => {
-      const result = await engine.authorize(request.body);
-      athHeaders(reply);
-      return reply.code(200).send(result);
-    });
 
     // The consent launch page behind authorization_url (AMB-03): binds this browser, then asks the signed-in user.
-    endpoint(instance, 'GET', LAUNCH_PATH.slice(4), bodyLimit, async (request, reply) => {
+    kit.endpoint('GET', LAUNCH_PATH.slice(4), async (request, reply) => {
       const query = new URL(request.url, 'http://localhost').searchParams;
       const state = query.get('state');
-      const launch = await engine.launch(query, await bindingCookies(request, state));
+      const launch = await engine.launch(query, await kit.bindingCookies(request, state));
       if (launch.setBinding) {
-        setCookie(reply, launch.cookieName, launch.setBinding, Math.max(1, Math.ceil((launch.session.expiresAt - now()) / 1000)));
+        kit.setCookie(reply, launch.cookieName, launch.setBinding, Math.max(1, Math.ceil((launch.session.expiresAt - kit.now()) / 1000)));
       }
       const userId = await opts.authenticateUser(request);
       if (!userId) return loginRedirect(reply, `${LAUNCH_PATH}?${query.toString()}`);
@@ -232,19 +84,14 @@ function athRoutes(engine: AthEngine, opts: ResolvedOptions): FastifyPluginCallb
     });
 
     // The consent form's target: the user's decision, recorded once by the engine (AMB-02).
-    endpoint(
-      instance,
+    kit.endpoint(
       'POST',
       CONSENT_PATH.slice(4),
-      bodyLimit,
       async (request, reply) => {
         const form = request.body instanceof URLSearchParams ? request.body : new URLSearchParams();
-        const origin = singleHeader(request, 'origin');
-        if (origin === null || (origin !== undefined && origin !== 'null' && origin !== opts.baseUrl)) {
-          throw new AthError('STATE_MISMATCH', 'The consent form was submitted from another origin');
-        }
+        kit.checkOrigin(request);
         const state = onlyValue(form, 'state');
-        const session = await engine.openCallback(state, await bindingCookies(request, state));
+        const session = await engine.openCallback(state, await kit.bindingCookies(request, state));
         const userId = await opts.authenticateUser(request);
         if (!userId) return loginRedirect(reply, `${LAUNCH_PATH}?${new URLSearchParams({ state: state! }).toString()}`);
         const decision = onlyValue(form, 'decision');
@@ -256,7 +103,7 @@ function athRoutes(engine: AthEngine, opts: ResolvedOptions): FastifyPluginCallb
           session,
           decision === 'approve' ? { kind: 'granted', userId, consentedScopes: scopes } : { kind: 'denied' },
         );
-        setCookie(reply, await bindingCookieName(state!), '', 0);
+        kit.setCookie(reply, await bindingCookieName(state!), '', 0);
         if (result.kind === 'redirect') {
           athHeaders(reply);
           return reply.redirect(result.location, 303);
@@ -269,57 +116,37 @@ function athRoutes(engine: AthEngine, opts: ResolvedOptions): FastifyPluginCallb
     // Native mode has no upstream authorization server, so nothing is ever completed here: a valid,
     // bound, pending state is sent back to the consent page; anything else is the engine's error
     // (400 STATE_MISMATCH / SESSION_EXPIRED, never a redirect). Decisions are only taken by POST /ath/consent.
-    endpoint(instance, 'GET', CALLBACK_PATH.slice(4), bodyLimit, async (request, reply) => {
+    kit.endpoint('GET', CALLBACK_PATH.slice(4), async (request, reply) => {
       const state = new URL(request.url, 'http://localhost').searchParams.get('state');
-      await engine.openCallback(state, await bindingCookies(request, state));
+      await engine.openCallback(state, await kit.bindingCookies(request, state));
       athHeaders(reply);
       return reply.redirect(`${LAUNCH_PATH}?${new URLSearchParams({ state: state! }).toString()}`, 303);
     });
-
-    endpoint(
-      instance,
-      'POST',
-      '/token',
-      bodyLimit,
-      async (request, reply) => {
-        const body = request.body instanceof URLSearchParams ? formToObject(request.body) : request.body;
-        const result = await engine.exchangeToken(body);
-        athHeaders(reply);
-        return reply.code(200).send(result);
-      },
-      'json-or-form',
-    );
-
-    endpoint(instance, 'POST', '/revoke', bodyLimit, async (request, reply) => {
-      const body = request.body;
-      let caller: RevocationCaller = { kind: 'agent' };
-      const hasClientCredentials =
-        typeof body === 'object' && body !== null && ('client_id' in body || 'client_secret' in body);
-      if (!hasClientCredentials) {
-        // Users and administrators revoke with the service's own authentication (C-187).
-        const admin = opts.authenticateAdmin ? await opts.authenticateAdmin(request) : null;
-        const user = admin ? null : await opts.authenticateUser(request);
-        if (admin) caller = { kind: 'admin', actor: admin };
-        else if (user) caller = { kind: 'user', userId: user };
-      }
-      await engine.revoke(body, caller);
-      athHeaders(reply);
-      return reply.code(200).send({});
-    });
-    pluginDone();
   };
+}
+
+/** The inner, encapsulated plugin: ATH endpoints under /ath with their own parsers, error and 404 handlers. */
+function athRoutes(engine: AthEngine, opts: ResolvedOptions): FastifyPluginCallback {
+  return athEndpoints(engine, {
+    baseUrl: opts.baseUrl,
+    bodyLimit: opts.bodyLimit,
+    cookieSecure: opts.cookieSecure,
+    ...(opts.clock ? { clock: opts.clock } : {}),
+    revocationCaller: async (request): Promise<RevocationCaller> => {
+      // Users and administrators revoke with the service's own authentication (C-187).
+      const admin = opts.authenticateAdmin ? await opts.authenticateAdmin(request) : null;
+      if (admin) return { kind: 'admin', actor: admin };
+      const user = await opts.authenticateUser(request);
+      if (user) return { kind: 'user', userId: user };
+      return { kind: 'agent' };
+    },
+    browserRoutes: nativeBrowserRoutes(engine, opts),
+  });
 }
 
 /** GET /.well-known/ath-app.json in its own encapsulated context (C-005…C-010). */
 function wellKnown(document: object): FastifyPluginCallback {
-  return (instance, _options, done) => {
-    instance.setErrorHandler((err, request, reply) => sendAthError(request, reply, err));
-    endpoint(instance, 'GET', '/.well-known/ath-app.json', 1024, (_request, reply) => {
-      athHeaders(reply, 'public, max-age=300');
-      return Promise.resolve(reply.code(200).send(document));
-    });
-    done();
-  };
+  return wellKnownDocument('/.well-known/ath-app.json', () => document);
 }
 
 /** The route guard of the service's own API (C-151…C-158, C-166, C-167): one engine call, its error rendered as is. */
@@ -334,12 +161,14 @@ function guard(engine: AthEngine, providerId: string, requiredScope: string | nu
           reason: 'duplicate_header',
         });
       }
-      request.ath = await engine.validateAccess({
+      const grant = await engine.validateAccess({
         authorization: request.headers.authorization,
         agentIdHeader: request.headers['x-ath-agent-id'],
         providerId,
         requiredScope,
       });
+      await engine.enforceRateLimit('api', `agent:${grant.clientId}`); // C-217: per agent, shared through the store
+      request.ath = grant;
     } catch (err) {
       return sendAthError(request, reply, err);
     }
@@ -366,6 +195,7 @@ const athFastifyPlugin: FastifyPluginAsync<AthFastifyOptions> = async (app, rawO
     ...(opts.random ? { random: opts.random } : {}),
     ...(opts.auditSink ? { auditSink: opts.auditSink } : {}),
     ...(opts.tokenTtlSeconds !== undefined ? { tokenTtlSeconds: opts.tokenTtlSeconds } : {}),
+    ...(opts.rateLimits ? { rateLimits: engineRateLimits(opts.rateLimits) } : {}),
   });
   const discovery = serviceDiscovery(opts.baseUrl, {
     app_id: appId,

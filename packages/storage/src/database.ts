@@ -66,6 +66,20 @@ export interface TokensTable {
   created_at: Millis;
   expires_at: Millis;
   revoked_at: Millis | null;
+  /** JSON TokenRestrictions of a 9-step handshake token (migration 2); null otherwise. */
+  restrictions: string | null;
+}
+
+/** 9-step handshakes (migration 2). `data` is the JSON HandshakeData. */
+export interface HandshakesTable {
+  id: string;
+  client_id: string;
+  agent_id: string;
+  state: string;
+  data: string;
+  created_at: Millis;
+  expires_at: Millis;
+  updated_at: Millis;
 }
 
 export interface GrantsTable {
@@ -106,6 +120,7 @@ export interface Database {
   jti: JtiTable;
   sessions: SessionsTable;
   tokens: TokensTable;
+  handshakes: HandshakesTable;
   grants: GrantsTable;
   audit: AuditTable;
   rate_limits: RateLimitsTable;

@@ -135,6 +135,27 @@ export const MIGRATIONS: readonly Migration[] = [
       ];
     },
   },
+  {
+    version: 2,
+    name: 'handshakes',
+    statements(db) {
+      const ms = 'bigint';
+      return [
+        db.schema
+          .createTable('handshakes')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('client_id', 'text', (c) => c.notNull())
+          .addColumn('agent_id', 'text', (c) => c.notNull())
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('data', 'text', (c) => c.notNull())
+          .addColumn('created_at', ms, (c) => c.notNull())
+          .addColumn('expires_at', ms, (c) => c.notNull())
+          .addColumn('updated_at', ms, (c) => c.notNull()),
+        db.schema.createIndex('handshakes_expires_at_idx').on('handshakes').column('expires_at'),
+        db.schema.alterTable('tokens').addColumn('restrictions', 'text'),
+      ];
+    },
+  },
 ];
 
 function versionTable(db: AnyKysely): Compilable {

@@ -8,6 +8,9 @@ import type {
   AuditRecord,
   GrantPatch,
   GrantRecord,
+  HandshakePatch,
+  HandshakeRecord,
+  HandshakeState,
   PurgeCounts,
   RateLimitResult,
   RevocationEvent,
@@ -22,6 +25,7 @@ import type {
   AgentsTable,
   Database,
   GrantsTable,
+  HandshakesTable,
   SessionsTable,
   SqlDialect,
   TokensTable,
@@ -57,6 +61,7 @@ type AgentRow = Selectable<AgentsTable>;
 type SessionRow = Selectable<SessionsTable>;
 type TokenRow = Selectable<TokensTable>;
 type GrantRow = Selectable<GrantsTable>;
+type HandshakeRow = Selectable<HandshakesTable>;
 
 const num = (v: unknown): number => Number(v);
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
@@ -168,6 +173,10 @@ function toToken(r: TokenRow): TokenRecord {
     createdAt: num(r.created_at),
     expiresAt: num(r.expires_at),
     revokedAt: numOrNull(r.revoked_at),
+    // Only handshake tokens carry restrictions; others round-trip without the member.
+    ...(r.restrictions === null || r.restrictions === undefined
+      ? {}
+      : { restrictions: parse(r.restrictions) }),
   };
 }
 
@@ -185,6 +194,20 @@ function fromToken(t: TokenRecord): TokenRow {
     created_at: t.createdAt,
     expires_at: t.expiresAt,
     revoked_at: t.revokedAt,
+    restrictions: jsonOrNull(t.restrictions),
+  };
+}
+
+function toHandshake(r: HandshakeRow): HandshakeRecord {
+  return {
+    id: r.id,
+    clientId: r.client_id,
+    agentId: r.agent_id,
+    state: r.state as HandshakeState,
+    data: parse(r.data),
+    createdAt: num(r.created_at),
+    expiresAt: num(r.expires_at),
+    updatedAt: num(r.updated_at),
   };
 }
 
@@ -399,6 +422,60 @@ export class SqlStore implements Store {
       else if (expect.bindingHash !== undefined) q = q.where('binding_hash', '=', expect.bindingHash);
       const r = await q.returningAll().executeTakeFirst();
       return r ? toSession(r) : null;
+    });
+  }
+
+  // --- 9-step handshakes ---
+
+  createHandshake(record: HandshakeRecord): Promise<void> {
+    return this.run(async () => {
+      try {
+        await this.db
+          .insertInto('handshakes')
+          .values({
+            id: record.id,
+            client_id: record.clientId,
+            agent_id: record.agentId,
+            state: record.state,
+            data: json(record.data),
+            created_at: record.createdAt,
+            expires_at: record.expiresAt,
+            updated_at: record.updatedAt,
+          })
+          .execute();
+      } catch (e) {
+        if (isUniqueViolation(e)) throw safeError('duplicate handshake id', e);
+        throw e;
+      }
+    });
+  }
+
+  getHandshake(id: string): Promise<HandshakeRecord | null> {
+    return this.run(async () => {
+      const r = await this.db.selectFrom('handshakes').selectAll().where('id', '=', id).executeTakeFirst();
+      return r ? toHandshake(r) : null;
+    });
+  }
+
+  updateHandshake(
+    id: string,
+    expectStates: HandshakeState[],
+    patch: HandshakePatch,
+  ): Promise<HandshakeRecord | null> {
+    return this.run(async () => {
+      if (expectStates.length === 0) return null;
+      const set: Updateable<HandshakesTable> = { updated_at: patch.updatedAt };
+      if (patch.state !== undefined) set.state = patch.state;
+      if (patch.data !== undefined) set.data = json(patch.data);
+      if (patch.expiresAt !== undefined) set.expires_at = patch.expiresAt;
+      const r = await this.db
+        .updateTable('handshakes')
+        .set(set)
+        .where('id', '=', id)
+        .where('state', 'in', expectStates)
+        .returningAll()
+        .executeTakeFirst();
+      return r ? toHandshake(r) : null;
     });
   }
 
@@ -655,6 +732,18 @@ export class SqlStore implements Store {
           )
           .executeTakeFirst(),
       );
+      const handshakes = await this.purgeInBatches(() =>
+        db
+          .deleteFrom('handshakes')
+          .where('id', 'in', (eb) =>
+            eb
+              .selectFrom('handshakes')
+              .select('id')
+              .where('expires_at', '<', sessionCutoff)
+              .limit(PURGE_BATCH),
+          )
+          .executeTakeFirst(),
+      );
       const tokens = await this.purgeInBatches(() =>
         db
           .deleteFrom('tokens')
@@ -684,7 +773,7 @@ export class SqlStore implements Store {
           )
           .executeTakeFirst(),
       );
-      return { jti, sessions, tokens, rateLimits };
+      return { jti, sessions: sessions + handshakes, tokens, rateLimits };
     });
   }
 

@@ -50,6 +50,7 @@ export function describePostgresSpecific(url: string): void {
         'agents',
         'audit',
         'grants',
+        'handshakes',
         'jti',
         'rate_limits',
         'schema_migrations',

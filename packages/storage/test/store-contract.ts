@@ -5,6 +5,7 @@ import type {
   AgentRecord,
   AuditRecord,
   GrantRecord,
+  HandshakeRecord,
   RevocationEvent,
   SessionRecord,
   Store,
@@ -106,6 +107,29 @@ export function tokenRecord(agent: AgentRecord, overrides: Partial<TokenRecord> 
     createdAt: T0,
     expiresAt: T0 + 60 * MIN,
     revokedAt: null,
+    ...overrides,
+  };
+}
+
+export function handshakeRecord(
+  agent: AgentRecord,
+  overrides: Partial<HandshakeRecord> = {},
+): HandshakeRecord {
+  return {
+    id: uid('ath_hs'),
+    clientId: agent.clientId,
+    agentId: agent.agentId,
+    state: 'initiated',
+    data: {
+      version: '0.1',
+      capabilities: ['ES256', 'TLS1.3'],
+      nonceA: randomBytes(16).toString('base64url'),
+      nonceB: randomBytes(32).toString('base64url'),
+      serverDid: 'did:web:shop.example.com',
+    },
+    createdAt: T0,
+    expiresAt: T0 + 5 * MIN,
+    updatedAt: T0,
     ...overrides,
   };
 }
@@ -464,6 +488,101 @@ export function describeStoreContract(name: string, openFreshStore: () => Promis
           );
           expect(results.filter((r) => r !== null)).toHaveLength(1);
         }
+      });
+    });
+
+    describe('9-step handshakes (section M)', () => {
+      it('round-trips a handshake; a duplicate id is rejected without leaking SQL', async () => {
+        const hs = handshakeRecord(agentRecord());
+        await store.createHandshake(hs);
+        expect(await store.getHandshake(hs.id)).toEqual(hs);
+        expect(await store.getHandshake('ath_hs_nope')).toBeNull();
+        await rejection(store.createHandshake({ ...hs, clientId: 'ath_other' }));
+        expect(await store.getHandshake(hs.id)).toEqual(hs);
+      });
+
+      it('updateHandshake is a compare-and-set on state (one-way state machine, C-259)', async () => {
+        const hs = handshakeRecord(agentRecord());
+        await store.createHandshake(hs);
+        expect(
+          await store.updateHandshake(hs.id, ['authenticated'], { state: 'completed', updatedAt: T0 + 1 }),
+        ).toBeNull();
+        expect(await store.updateHandshake(hs.id, [], { state: 'completed', updatedAt: T0 + 1 })).toBeNull();
+        expect(
+          await store.updateHandshake('ath_hs_nope', ['initiated'], {
+            state: 'terminated',
+            updatedAt: T0 + 1,
+          }),
+        ).toBeNull();
+        const data = {
+          ...hs.data,
+          sessionId: 'ath_sess_1',
+          requestedScopes: ['goods:read'],
+          ttlGranted: 3600,
+          restrictions: { rate_limit: '2/second' },
+        };
+        const next = await store.updateHandshake(hs.id, ['initiated', 'authenticated'], {
+          state: 'authenticated',
+          data,
+          expiresAt: T0 + 10 * MIN,
+          updatedAt: T0 + 2,
+        });
+        expect(next).toEqual({
+          ...hs,
+          state: 'authenticated',
+          data,
+          expiresAt: T0 + 10 * MIN,
+          updatedAt: T0 + 2,
+        });
+        expect(await store.getHandshake(hs.id)).toEqual(next);
+        const stateOnly = await store.updateHandshake(hs.id, ['authenticated'], {
+          state: 'terminated',
+          updatedAt: T0 + 3,
+        });
+        expect(stateOnly).toEqual({ ...next, state: 'terminated', updatedAt: T0 + 3 });
+      });
+
+      it('50 concurrent proofs of one handshake: exactly one wins', async () => {
+        const hs = handshakeRecord(agentRecord());
+        await store.createHandshake(hs);
+        const peer = await h.openPeer();
+        const results = await Promise.all(
+          Array.from({ length: 50 }, (_, i) =>
+            (i % 2 === 0 ? store : peer).updateHandshake(hs.id, ['initiated'], {
+              state: 'authenticated',
+              updatedAt: T0 + i,
+            }),
+          ),
+        );
+        const winners = results.filter((r) => r !== null);
+        expect(winners).toHaveLength(1);
+        expect(await store.getHandshake(hs.id)).toEqual(winners[0]);
+      });
+
+      it('purgeExpired counts expired handshakes with the sessions, after the grace period', async () => {
+        const a = agentRecord();
+        const old = handshakeRecord(a, { expiresAt: T0 });
+        const live = handshakeRecord(a, { expiresAt: T0 + PURGE_GRACE_MS + 10 * MIN });
+        await store.createHandshake(old);
+        await store.createHandshake(live);
+        const now = T0 + PURGE_GRACE_MS + MIN;
+        expect((await store.purgeExpired(now)).sessions).toBe(1);
+        expect(await store.getHandshake(old.id)).toBeNull();
+        expect(await store.getHandshake(live.id)).toEqual(live);
+      });
+
+      it('a handshake token round-trips its restrictions (AMB-35); other tokens have none', async () => {
+        const a = agentRecord();
+        const restricted = tokenRecord(a, {
+          restrictions: { ip_whitelist: ['10.0.0.0/8'], rate_limit: '2/second' },
+        });
+        const plain = tokenRecord(a);
+        await store.createToken(restricted);
+        await store.createToken(plain);
+        expect(await store.getToken(restricted.tokenHash)).toEqual(restricted);
+        const back = await store.getToken(plain.tokenHash);
+        expect(back).toEqual(plain);
+        expect(back).not.toHaveProperty('restrictions');
       });
     });
 

@@ -40,6 +40,7 @@ export class RecordingUpstream {
         length += chunk.length;
         hash.update(chunk);
       });
+      req.on('error', () => undefined); // the gateway may abort a request mid-body (size limit, client gone)
       req.on('end', () => {
         const names: string[] = [];
         for (let i = 0; i < req.rawHeaders.length; i += 2) names.push(req.rawHeaders[i]!.toLowerCase());

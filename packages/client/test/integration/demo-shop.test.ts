@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AthClientError, NativeClient } from '../../src/index.js';
-import { useNetworkGuard } from '../support/network-guard.js';
+import { useNetworkGuard } from '@athkit/testkit';
 import { DEVELOPER, startAgent, type TestAgent } from '../support/agent.js';
 
 useNetworkGuard();

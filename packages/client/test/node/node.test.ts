@@ -4,8 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generateAgentKey, publicJwk, type StoredCredentials } from '../../src/index.js';
 import { FileCredentialStore, listenForRedirect, loadOrCreateAgentKey, readAgentKey, serveIdentityDocument, writeAgentKey } from '../../src/node/index.js';
-import { useNetworkGuard } from '../support/network-guard.js';
-import { freePort } from '../support/agent.js';
+import { freePort, useNetworkGuard } from '@athkit/testkit';
 
 useNetworkGuard();
 const dir = mkdtempSync(join(tmpdir(), 'athkit-client-'));

@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import { generateAgentKey, type AgentKey } from '../../src/index.js';
 import { serveIdentityDocument, type ServedIdentity } from '../../src/node/index.js';
 
@@ -15,17 +14,4 @@ export async function startAgent(name = 'Test Agent'): Promise<TestAgent> {
   const key = await generateAgentKey();
   const identity = await serveIdentityDocument({ key, name, developer: DEVELOPER });
   return { key, identity, agent: { agentId: identity.agentId, privateKey: key.privateKey, kid: key.kid } };
-}
-
-/** A port that was free a moment ago (for redirect URIs, which must be registered before listening). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
 }

@@ -1,6 +1,7 @@
 import { sha256 } from '../digest.js';
 import { AthError } from '../errors.js';
-import type { RevocationEvent, TokenRecord } from '../store.js';
+import { enforceTokenRestrictions } from '../handshake/restrictions.js';
+import type { RevocationEvent, TokenRecord, TokenRestrictions } from '../store.js';
 import type { EngineContext } from './context.js';
 
 /** What a validated call may do: the token's binding (C-215). */
@@ -14,6 +15,13 @@ export interface AccessGrant {
   resource: string | null;
   expiresAt: number;
   tokenHash: string;
+  /** Restrictions of a 9-step handshake token (AMB-35); absent for other tokens. */
+  restrictions?: TokenRestrictions;
+  /**
+   * The token's IP allow-list when the request gave no `clientIp`: the adapter must check the
+   * caller's address against it (403 SCOPE_NOT_APPROVED, details.reason ip_restricted).
+   */
+  ipAllowList?: readonly string[];
 }
 
 export interface AccessRequest {
@@ -25,6 +33,8 @@ export interface AccessRequest {
   providerId: string;
   /** The scope the operation needs; null when the operation is not mapped to any scope (deny by default, C-158). */
   requiredScope: string | null;
+  /** The caller's IP address, for tokens restricted by a handshake's ip_whitelist (C-270). */
+  clientIp?: string;
 }
 
 /**
@@ -129,7 +139,13 @@ export async function validateAccess(ctx: EngineContext, cache: TokenCache, req:
       req.requiredScope === null ? { reason: 'unmapped' } : { required_scope: req.requiredScope },
     );
   }
+  // C-270 / AMB-35: a handshake token's restrictions, checked after the scope like any other rule.
+  const ipAllowList = record.restrictions
+    ? await enforceTokenRestrictions(ctx.store, record, req.clientIp, now)
+    : null;
   return {
+    ...(record.restrictions ? { restrictions: record.restrictions } : {}),
+    ...(ipAllowList ? { ipAllowList } : {}),
     agentId: record.agentId,
     clientId: record.clientId,
     userId: record.userId,

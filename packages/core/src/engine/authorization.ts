@@ -54,6 +54,12 @@ export async function authorize(ctx: EngineContext, body: unknown): Promise<Auth
     throw new AthError('INVALID_REQUEST', 'resource must be an absolute URI without fragment (RFC 8707)', { field: 'resource' });
   }
 
+  // 9-step extension (step 5): only when the handshake is enabled and the body names one.
+  const handshake =
+    ctx.handshake && body !== null && typeof body === 'object' && 'handshake_id' in body
+      ? await ctx.handshake.prepareAuthorize({ agent, body, providerId: provider.provider_id, scopes })
+      : null;
+
   const now = ctx.clock.now();
   const codeVerifier = base64url(ctx.random.bytes(32)); // 43 chars, RFC 7636
   const upstreamState = base64url(ctx.random.bytes(32)); // our own state, never the agent's (AMB-15)
@@ -75,7 +81,7 @@ export async function authorize(ctx: EngineContext, body: unknown): Promise<Auth
     grantId: null,
     completionCodeHash: null,
     failure: null,
-    extra: null,
+    extra: handshake?.extra ?? null,
     createdAt: now,
     expiresAt: now + ctx.sessionTtlSeconds * 1000,
     updatedAt: now,
@@ -89,7 +95,8 @@ export async function authorize(ctx: EngineContext, body: unknown): Promise<Auth
   });
 
   const query = upstreamQuery(ctx, provider, session, upstreamState, await pkceChallenge(codeVerifier));
-  return { authorization_url: `${endpointUrl(ctx, LAUNCH_PATH)}?${query.toString()}`, ath_session_id: session.id };
+  const response = { authorization_url: `${endpointUrl(ctx, LAUNCH_PATH)}?${query.toString()}`, ath_session_id: session.id };
+  return handshake ? { ...response, ...(await handshake.finish(session, response.authorization_url)) } : response;
 }
 
 function approvedScopes(agent: AgentRecord, providerId: string): string[] {

@@ -7,7 +7,15 @@ import { AthError } from '../errors.js';
 import type { ApprovalPolicy } from '../policy.js';
 import type { ProviderCatalog } from '../providers.js';
 import type { RandomSource } from '../random.js';
-import type { AgentRecord, AgentState, Store } from '../store.js';
+import type { IdentityResolver } from '../identity/index.js';
+import type {
+  AgentRecord,
+  AgentState,
+  SessionRecord,
+  Store,
+  TokenRecord,
+  TokenRestrictions,
+} from '../store.js';
 
 /** Everything the engine's parts share; built once by AthEngine. */
 export interface EngineContext {
@@ -23,6 +31,32 @@ export interface EngineContext {
   tokenTtlSeconds: number;
   sessionTtlSeconds: number;
   approvalTtlSeconds: number;
+  /** The identity resolver behind `verifier` (the 9-step handshake compares published keys, C-257). */
+  resolver?: IdentityResolver;
+  /** Set by AthEngine.enableHandshake: the 9-step extension of authorize and token (section M). */
+  handshake?: HandshakeHooks;
+}
+
+/** What the 9-step handshake adds to POST /ath/authorize (step 5) and POST /ath/token (step 9). */
+export interface HandshakeHooks {
+  /** Step 5 checks, after the usual authorize checks; returns what to store on the session and how to finish. */
+  prepareAuthorize(input: {
+    agent: AgentRecord;
+    body: unknown;
+    providerId: string;
+    scopes: string[];
+  }): Promise<{
+    extra: Record<string, unknown>;
+    /** Called once the session exists; its result is merged into the AuthorizationResponse. */
+    finish(session: SessionRecord, authorizationUrl: string): Promise<Record<string, unknown>>;
+  }>;
+  /** Step 9 checks for a session created by a handshake; returns the token lifetime, restrictions and how to finish. */
+  prepareToken(input: { agent: AgentRecord; body: unknown; session: SessionRecord }): Promise<{
+    ttlSeconds: number;
+    restrictions: TokenRestrictions | null;
+    /** Called after the token is stored and the session consumed; merged into the TokenResponse. */
+    finish(record: TokenRecord): Promise<Record<string, unknown>>;
+  }>;
 }
 
 export const MAX_TOKEN_TTL_SECONDS = 3600; // AMB-17, C-138

@@ -22,7 +22,8 @@ import { MAX_SESSION_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS, type EngineContext } fr
 import { agentStatus, register, type AgentStatusAuth } from './registration.js';
 import { revokeToken, type RevocationCaller } from './revocation.js';
 import { exchangeToken } from './token.js';
-import { RateLimiter, type RateLimitBucket, type RateLimitRules } from './rate-limit.js';
+import { RateLimiter, type RateLimitBucket, type RateLimitRule, type RateLimitRules } from './rate-limit.js';
+import { HandshakeService, type HandshakeOptions } from '../handshake/service.js';
 
 export interface AthEngineOptions {
   store: Store;
@@ -75,6 +76,8 @@ export class AthEngine {
   readonly tokenCache: TokenCache;
   readonly rateLimiter: RateLimiter;
   private unsubscribe: (() => Promise<void>) | null = null;
+  private readonly resolver: IdentityResolver;
+  private handshakeService: HandshakeService | null = null;
 
   constructor(options: AthEngineOptions) {
     const clock = options.clock ?? systemClock;
@@ -87,7 +90,9 @@ export class AthEngine {
       clock,
       ...(options.identity?.cacheTtlMs !== undefined ? { cacheTtlMs: options.identity.cacheTtlMs } : {}),
     });
+    this.resolver = resolver;
     this.ctx = {
+      resolver,
       store: options.store,
       clock,
       random: options.random ?? cryptoRandom,
@@ -103,6 +108,27 @@ export class AthEngine {
     this.tokenCache = new TokenCache(options.tokenCache?.maxEntries, options.tokenCache?.ttlMs);
     this.admin = new AgentAdmin(this.ctx, this.tokenCache);
     this.rateLimiter = new RateLimiter(options.store, clock, options.rateLimits ?? {});
+  }
+
+  /**
+   * Turns on the optional 9-step handshake (seed 000, checklist section M): POST /ath/authorize
+   * accepts `handshake_id` (step 5) and POST /ath/token `key_exchange` (step 9). Without it the
+   * engine behaves exactly as before. Returns the service behind the new endpoints.
+   */
+  async enableHandshake(
+    options: HandshakeOptions & { rateLimit?: RateLimitRule },
+  ): Promise<HandshakeService> {
+    if (this.handshakeService) throw new Error('the handshake is already enabled on this engine');
+    const service = await HandshakeService.create(this.ctx, this.resolver, options);
+    if (options.rateLimit) this.rateLimiter.setDefault('handshake', options.rateLimit);
+    this.handshakeService = service;
+    this.ctx.handshake = service;
+    return service;
+  }
+
+  /** The handshake service, or null when enableHandshake was not called. */
+  get handshake(): HandshakeService | null {
+    return this.handshakeService;
   }
 
   /** Counts a request against a rate limit; throws 429 RATE_LIMITED when over (C-217, C-219). */

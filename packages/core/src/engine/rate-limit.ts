@@ -3,7 +3,7 @@ import type { Store } from '../store.js';
 import type { Clock } from '../clock.js';
 
 /** Where a limit applies. Unauthenticated steps are keyed by caller IP, authenticated ones by agent. */
-export type RateLimitBucket = 'register' | 'authorize' | 'token' | 'revoke' | 'status' | 'api';
+export type RateLimitBucket = 'register' | 'authorize' | 'token' | 'revoke' | 'status' | 'api' | 'handshake';
 
 export interface RateLimitRule {
   limit: number;
@@ -11,6 +11,12 @@ export interface RateLimitRule {
 }
 
 export type RateLimitRules = Partial<Record<RateLimitBucket, RateLimitRule>>;
+
+function checkRule(bucket: string, rule: RateLimitRule): void {
+  if (!Number.isInteger(rule.limit) || rule.limit < 1 || !Number.isInteger(rule.windowSeconds) || rule.windowSeconds < 1) {
+    throw new RangeError(`rate limit ${bucket}: limit and windowSeconds must be positive integers`);
+  }
+}
 
 /**
  * Fixed-window limits counted in the Store, so every instance sharing it enforces one limit
@@ -23,11 +29,14 @@ export class RateLimiter {
     private readonly clock: Clock,
     private readonly rules: RateLimitRules,
   ) {
-    for (const [bucket, rule] of Object.entries(rules)) {
-      if (!Number.isInteger(rule.limit) || rule.limit < 1 || !Number.isInteger(rule.windowSeconds) || rule.windowSeconds < 1) {
-        throw new RangeError(`rate limit ${bucket}: limit and windowSeconds must be positive integers`);
-      }
-    }
+    this.rules = { ...rules };
+    for (const [bucket, rule] of Object.entries(rules)) checkRule(bucket, rule);
+  }
+
+  /** Sets the rule of one bucket when none is configured (e.g. the 9-step handshake's own default, C-271). */
+  setDefault(bucket: RateLimitBucket, rule: RateLimitRule): void {
+    checkRule(bucket, rule);
+    this.rules[bucket] ??= rule;
   }
 
   /** Counts one request of `key` (e.g. `ip:203.0.113.7`, `agent:<agent_id>`) in `bucket`; throws when over. */

@@ -64,6 +64,15 @@ export async function exchangeToken(ctx: EngineContext, body: unknown): Promise<
     throw new AthError('SESSION_NOT_FOUND', 'Invalid authorization code for this session', { reason: 'invalid_code' });
   }
 
+  // 9-step extension (step 9): a session created by a handshake is exchanged with its key agreement.
+  const handshakeId = session.extra?.['handshake_id'];
+  let handshake: Awaited<ReturnType<NonNullable<EngineContext['handshake']>['prepareToken']>> | null = null;
+  if (handshakeId !== undefined) {
+    if (!ctx.handshake) throw new AthError('SESSION_NOT_FOUND', 'This session belongs to a handshake this server no longer runs');
+    handshake = await ctx.handshake.prepareToken({ agent, body: withSecret, session });
+  }
+  const ttlSeconds = handshake ? Math.min(ctx.tokenTtlSeconds, handshake.ttlSeconds) : ctx.tokenTtlSeconds;
+
   const approved = agent.approvals.find((a) => a.provider_id === session.providerId)?.approved_scopes ?? [];
   const intersection = intersectScopes({ approved, consented: session.consentedScopes, requested: session.requestedScopes });
   const now = ctx.clock.now();
@@ -106,8 +115,9 @@ export async function exchangeToken(ctx: EngineContext, body: unknown): Promise<
     grantId: session.grantId,
     resource: session.resource,
     createdAt: now,
-    expiresAt: now + ctx.tokenTtlSeconds * 1000,
+    expiresAt: now + ttlSeconds * 1000,
     revokedAt: null,
+    ...(handshake?.restrictions ? { restrictions: handshake.restrictions } : {}),
   };
   await ctx.store.createToken(record);
   if (!(await consume())) {
@@ -116,13 +126,14 @@ export async function exchangeToken(ctx: EngineContext, body: unknown): Promise<
   }
   await ctx.auditor.emit('access_granted', audit);
 
-  return {
+  const response: TokenResponse = {
     access_token: accessToken,
     token_type: 'Bearer',
-    expires_in: ctx.tokenTtlSeconds,
+    expires_in: ttlSeconds,
     effective_scopes: intersection.effective,
     provider_id: session.providerId,
     agent_id: agent.agentId,
     scope_intersection: intersection,
   };
+  return handshake ? { ...response, ...(await handshake.finish(record)) } : response;
 }

@@ -27,7 +27,9 @@ export type AttestationFailureReason =
   | 'lifetime_too_long'
   | 'audience_mismatch'
   | 'issuer_mismatch'
-  | 'replayed_jti';
+  | 'replayed_jti'
+  // 9-step handshake proof (step 3): the JWT does not bind this handshake's nonces and id
+  | 'transcript_mismatch';
 
 /** Builds the one error type of this module. Messages never contain the token or resolved IPs. */
 export function attestationFailure(

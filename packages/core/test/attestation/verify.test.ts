@@ -10,7 +10,7 @@ import {
   type AttestationHarness,
 } from '../support/attestation-harness.js';
 import { b64url, claimsFor, hmacSign, rawSign, segments } from '../support/jwt.js';
-import { useNetworkGuard } from '../support/network-guard.js';
+import { useNetworkGuard } from '@athkit/testkit';
 
 useNetworkGuard();
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentRegistrationResponse } from '@athkit/schemas';
 import { createHarness, rejection, type Harness, type TestAgent } from '../support/engine-harness.js';
-import { useNetworkGuard } from '../support/network-guard.js';
+import { useNetworkGuard } from '@athkit/testkit';
 import { access, expectAthError, issueToken } from './helpers.js';
 
 describe('API access decisions: validateAccess (checklist H)', () => {

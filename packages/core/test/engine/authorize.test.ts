@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { validateAuthorizationResponse, validateTokenResponse, type AgentRegistrationResponse } from '@athkit/schemas';
 import { BASE, createHarness, rejection, type Harness, type TestAgent } from '../support/engine-harness.js';
-import { useNetworkGuard } from '../support/network-guard.js';
+import { useNetworkGuard } from '@athkit/testkit';
 import {
   AGENT_STATE,
   CALLBACK_URL,

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateTokenResponse, type AgentRegistrationResponse } from '@athkit/schemas';
 import { createHarness, rejection, type Harness, type TestAgent } from '../support/engine-harness.js';
-import { useNetworkGuard } from '../support/network-guard.js';
+import { useNetworkGuard } from '@athkit/testkit';
 import { AGENT_STATE, TEN_MINUTES, authorizeBody, expectAthError, finishFlow, granted, sha256b64url, startFlow } from './helpers.js';
 
 const REDIRECT = 'https://agent1.test/cb';

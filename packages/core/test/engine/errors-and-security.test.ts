@@ -7,7 +7,7 @@ import { defaultApprovalPolicy } from '../../src/policy.js';
 import type { ProviderConfig } from '../../src/providers.js';
 import type { AuditRecord, Store } from '../../src/store.js';
 import { BASE, PROVIDERS, createHarness, rejection, type Harness, type TestAgent } from '../support/engine-harness.js';
-import { useNetworkGuard } from '../support/network-guard.js';
+import { useNetworkGuard } from '@athkit/testkit';
 import {
   access,
   authorizeBody,

@@ -4,7 +4,7 @@ import { errorHeaders } from '../../src/errors.js';
 import { MemoryStore } from '../../src/memory-store.js';
 import { RateLimiter } from '../../src/engine/rate-limit.js';
 import { createHarness, rejection, type Harness } from '../support/engine-harness.js';
-import { useNetworkGuard } from '../support/network-guard.js';
+import { useNetworkGuard } from '@athkit/testkit';
 
 describe('rate limits (C-217, C-219, threats H8)', () => {
   it('C-217: the excess gets 429 RATE_LIMITED with Retry-After; another agent is unaffected', async () => {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateAgentRegistrationResponse, validateAgentStatusResponse, validateATHError } from '@athkit/schemas';
 import { defaultApprovalPolicy } from '../../src/policy.js';
 import { BASE, createHarness, rejection, type Harness } from '../support/engine-harness.js';
-import { useNetworkGuard } from '../support/network-guard.js';
+import { useNetworkGuard } from '@athkit/testkit';
 
 describe('registration (checklist C)', () => {
   useNetworkGuard();

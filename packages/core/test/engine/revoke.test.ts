@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AthEngine } from '../../src/engine/index.js';
 import type { AgentRegistrationResponse } from '@athkit/schemas';
 import { createHarness, rejection, type Harness, type TestAgent } from '../support/engine-harness.js';
-import { useNetworkGuard } from '../support/network-guard.js';
+import { useNetworkGuard } from '@athkit/testkit';
 import { access, authorizeBody, expectAthError, issueToken, sha256b64url } from './helpers.js';
 
 describe('revocation (checklist J)', () => {

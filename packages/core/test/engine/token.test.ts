@@ -3,7 +3,7 @@ import { validateTokenResponse, type AgentRegistrationResponse, type TokenRespon
 import { AthEngine } from '../../src/engine/index.js';
 import { MemoryStore } from '../../src/memory-store.js';
 import { BASE, PROVIDERS, createHarness, rejection, type Harness, type TestAgent } from '../support/engine-harness.js';
-import { useNetworkGuard } from '../support/network-guard.js';
+import { useNetworkGuard } from '@athkit/testkit';
 import { TEN_MINUTES, TOKEN_AUD, authorizeBody, expectAthError, finishFlow, granted, startFlow } from './helpers.js';
 
 describe('token exchange (checklist G, threats E)', () => {

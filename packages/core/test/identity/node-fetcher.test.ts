@@ -16,7 +16,7 @@ import {
   type Canary,
   type TestAgent,
 } from '../support/agent-server.js';
-import { useNetworkGuard } from '../support/network-guard.js';
+import { useNetworkGuard } from '@athkit/testkit';
 import { TLS_TEST_CERT, TLS_TEST_HOST, TLS_TEST_KEY } from '../support/tls-fixture.js';
 
 const guard = useNetworkGuard();

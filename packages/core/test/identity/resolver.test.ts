@@ -6,7 +6,7 @@ import { createSafeFetcher, type SafeFetcher } from '../../src/identity/node-fet
 import { IdentityResolver, type IdentityResolverOptions } from '../../src/identity/resolver.js';
 import { startAgentServer, type AgentServer, type TestAgent } from '../support/agent-server.js';
 import { foreignKeys } from '../support/keys.js';
-import { useNetworkGuard } from '../support/network-guard.js';
+import { useNetworkGuard } from '@athkit/testkit';
 
 useNetworkGuard();
 

@@ -594,6 +594,300 @@ export const ENDPOINTS = {
       },
     ],
   },
+  handshake: {
+    method: 'POST',
+    path: '/ath/handshake',
+    summary:
+      "9-step extension, steps 1-2: the agent's handshake_request; the server answers with its DID, key, nonce B and a JWS over the transcript.",
+    modes: ['native'],
+    auth: 'none (client_id + published agent key)',
+    request: {
+      contentType: 'application/json',
+      schema: 'HandshakeRequest',
+    },
+    response: {
+      status: 201,
+      contentType: 'application/json',
+      schema: 'HandshakeResponse',
+    },
+    alternateResponses: [],
+    errors: [
+      {
+        status: 405,
+        code: 'METHOD_NOT_ALLOWED',
+        when: 'method other than POST (Allow header names POST)',
+      },
+      {
+        status: 429,
+        code: 'RATE_LIMITED',
+        when: 'caller or agent exceeded the handshake rate limit (Retry-After set, C-271)',
+      },
+      {
+        status: 413,
+        code: 'PAYLOAD_TOO_LARGE',
+        when: 'request body larger than the configured limit',
+      },
+      {
+        status: 400,
+        code: 'INVALID_REQUEST',
+        when: 'body fails HandshakeRequest, no common version (details.reason=unsupported_version), no common algorithm (unsupported_algorithm), timestamp off by more than 300 s (timestamp_out_of_range), nonce replayed within 10 min (replayed_nonce)',
+      },
+      {
+        status: 401,
+        code: 'INVALID_ATTESTATION',
+        when: 'client_did is not the agent_id registered for client_id, or client_pubkey is not the key published in its agent.json (C-257)',
+      },
+      {
+        status: 403,
+        code: 'AGENT_NOT_REGISTERED',
+        when: 'client_id unknown',
+      },
+      {
+        status: 403,
+        code: 'AGENT_UNAPPROVED',
+        when: 'registration pending, denied or expired',
+      },
+      {
+        status: 500,
+        code: 'INTERNAL_ERROR',
+        when: 'unexpected server failure',
+      },
+    ],
+  },
+  handshake_proof: {
+    method: 'POST',
+    path: '/ath/handshake/{handshake_id}/proof',
+    summary:
+      "9-step extension, steps 3-4: the agent's identity_proof (an attestation JWT over nonce A, nonce B and handshake_id, aud = the handshake URL); answers identity_result.",
+    modes: ['native'],
+    auth: 'attestation (proof JWT)',
+    request: {
+      contentType: 'application/json',
+      schema: 'IdentityProof',
+    },
+    response: {
+      status: 200,
+      contentType: 'application/json',
+      schema: 'IdentityResult',
+    },
+    alternateResponses: [],
+    errors: [
+      {
+        status: 405,
+        code: 'METHOD_NOT_ALLOWED',
+        when: 'method other than POST (Allow header names POST)',
+      },
+      {
+        status: 429,
+        code: 'RATE_LIMITED',
+        when: 'caller or agent exceeded the handshake rate limit (Retry-After set, C-271)',
+      },
+      {
+        status: 413,
+        code: 'PAYLOAD_TOO_LARGE',
+        when: 'request body larger than the configured limit',
+      },
+      {
+        status: 400,
+        code: 'INVALID_REQUEST',
+        when: 'body fails IdentityProof',
+      },
+      {
+        status: 401,
+        code: 'INVALID_ATTESTATION',
+        when: 'proof signature, claims, nonces, handshake binding or aud invalid (details.type=identity_result, success=false); the handshake is terminated',
+      },
+      {
+        status: 400,
+        code: 'SESSION_NOT_FOUND',
+        when: 'unknown handshake_id, handshake terminated, or proof already accepted (one-way state machine)',
+      },
+      {
+        status: 400,
+        code: 'SESSION_EXPIRED',
+        when: 'more than 300 s since step 1',
+      },
+      {
+        status: 500,
+        code: 'INTERNAL_ERROR',
+        when: 'unexpected server failure',
+      },
+    ],
+  },
+  handshake_confirmation: {
+    method: 'POST',
+    path: '/ath/handshake/{handshake_id}/confirmation',
+    summary:
+      "9-step extension, step 7 (push variant): the user's device posts the user-signed authorization_confirmation_response. Agent credentials are never accepted.",
+    modes: ['native'],
+    auth: 'user signature (enrolled device key)',
+    request: {
+      contentType: 'application/json',
+      schema: 'AuthorizationConfirmationResponse',
+    },
+    response: {
+      status: 200,
+      contentType: 'application/json',
+      schema: 'HandshakeStatus',
+      description: 'the decision was recorded; status reads pending until the agent fetches the scope_result',
+    },
+    alternateResponses: [],
+    errors: [
+      {
+        status: 405,
+        code: 'METHOD_NOT_ALLOWED',
+        when: 'method other than POST (Allow header names POST)',
+      },
+      {
+        status: 429,
+        code: 'RATE_LIMITED',
+        when: 'caller or agent exceeded the handshake rate limit (Retry-After set, C-271)',
+      },
+      {
+        status: 413,
+        code: 'PAYLOAD_TOO_LARGE',
+        when: 'request body larger than the configured limit',
+      },
+      {
+        status: 400,
+        code: 'INVALID_REQUEST',
+        when: 'body fails AuthorizationConfirmationResponse, or approved_scopes not a subset of the requested scopes',
+      },
+      {
+        status: 403,
+        code: 'USER_DENIED',
+        when: 'signature is not by a key the user enrolled, or the signed payload differs from the body (details.reason); the request stays pending',
+      },
+      {
+        status: 400,
+        code: 'SESSION_NOT_FOUND',
+        when: 'unknown handshake_id or request_id, or already decided',
+      },
+      {
+        status: 400,
+        code: 'SESSION_EXPIRED',
+        when: 'the confirmation request expired',
+      },
+      {
+        status: 500,
+        code: 'INTERNAL_ERROR',
+        when: 'unexpected server failure',
+      },
+    ],
+  },
+  handshake_status: {
+    method: 'GET',
+    path: '/ath/handshake/{handshake_id}',
+    summary:
+      "9-step extension, step 8: {status:'pending'} until the user decided, then the scope_result (granted = requested, user-approved, registry-approved and supported scopes; ttl_granted; restrictions).",
+    modes: ['native'],
+    auth: 'client_secret (HTTP Basic)',
+    request: null,
+    response: {
+      status: 200,
+      contentType: 'application/json',
+      schema: 'ScopeResult',
+    },
+    alternateResponses: [
+      {
+        status: 200,
+        contentType: 'application/json',
+        description: "HandshakeStatus {status:'pending'} while the user has not decided",
+      },
+    ],
+    errors: [
+      {
+        status: 405,
+        code: 'METHOD_NOT_ALLOWED',
+        when: 'method other than GET (Allow header names GET)',
+      },
+      {
+        status: 429,
+        code: 'RATE_LIMITED',
+        when: 'caller or agent exceeded the handshake rate limit (Retry-After set, C-271)',
+      },
+      {
+        status: 403,
+        code: 'AGENT_NOT_REGISTERED',
+        when: 'missing or wrong Basic client credentials',
+      },
+      {
+        status: 403,
+        code: 'AGENT_IDENTITY_MISMATCH',
+        when: 'the handshake belongs to another client',
+      },
+      {
+        status: 400,
+        code: 'SESSION_NOT_FOUND',
+        when: 'unknown or terminated handshake, or no scope request yet',
+      },
+      {
+        status: 400,
+        code: 'SESSION_EXPIRED',
+        when: 'the handshake expired',
+      },
+      {
+        status: 403,
+        code: 'USER_DENIED',
+        when: 'the user denied',
+      },
+      {
+        status: 500,
+        code: 'INTERNAL_ERROR',
+        when: 'unexpected server failure',
+      },
+    ],
+  },
+  handshake_devices: {
+    method: 'POST',
+    path: '/ath/handshake/devices',
+    summary:
+      '9-step extension: the signed-in user (service authentication) enrols the key that signs pre-authorization credentials and confirmations, and an optional push endpoint for step 6.',
+    modes: ['native'],
+    auth: 'service user session',
+    request: {
+      contentType: 'application/json',
+      schema: 'DeviceEnrollmentRequest',
+    },
+    response: {
+      status: 201,
+      contentType: 'application/json',
+      schema: 'DeviceEnrollmentResponse',
+    },
+    alternateResponses: [],
+    errors: [
+      {
+        status: 405,
+        code: 'METHOD_NOT_ALLOWED',
+        when: 'method other than POST (Allow header names POST)',
+      },
+      {
+        status: 429,
+        code: 'RATE_LIMITED',
+        when: 'caller or agent exceeded the handshake rate limit (Retry-After set, C-271)',
+      },
+      {
+        status: 413,
+        code: 'PAYLOAD_TOO_LARGE',
+        when: 'request body larger than the configured limit',
+      },
+      {
+        status: 400,
+        code: 'INVALID_REQUEST',
+        when: 'body fails DeviceEnrollmentRequest, or push_endpoint not https (loopback http only in dev)',
+      },
+      {
+        status: 403,
+        code: 'USER_DENIED',
+        when: 'no signed-in user',
+      },
+      {
+        status: 500,
+        code: 'INTERNAL_ERROR',
+        when: 'unexpected server failure',
+      },
+    ],
+  },
 } as const satisfies Record<string, EndpointDefinition>;
 
 /** The name of an endpoint in ENDPOINTS (the keys of the upstream meta.json). */

@@ -43,6 +43,88 @@ export type ScopeToken = string;
  * athkit addition (AMB-04, threats C4): identifier such as provider_id, client_id, app_id, gateway_id, ath_session_id or a developer id. 1-256 characters from the same set as ScopeToken, so whitespace, control characters and Unicode look-alikes are rejected.
  */
 export type Identifier = string;
+/**
+ * athkit 9-step extension, step 5 (Part 4 binding): POST /ath/authorize with the scope request folded in.
+ */
+export type HandshakeAuthorizationRequest = AuthorizationRequest & {
+  /**
+   * Handshake handle from step 2 (an Identifier, >= 128 random bits).
+   */
+  handshake_id: Identifier;
+  /**
+   * Requested token lifetime in seconds; clamped to min(ttl, token_max_ttl, 3600) (AMB-17), never rejected.
+   */
+  ttl?: number;
+  user_authorization: UserAuthorization;
+  /**
+   * Free-form context for the user confirmation (not trusted).
+   */
+  context?: {
+    [k: string]: unknown;
+  };
+  [k: string]: unknown;
+};
+/**
+ * athkit 9-step extension: the 200 answer to a step-5 authorize: AuthorizationResponse plus the confirmation request_id.
+ */
+export type HandshakeAuthorizationResponse = AuthorizationResponse & {
+  /**
+   * Id of the step-6 confirmation request sent to the user.
+   */
+  request_id: Identifier;
+  /**
+   * Handshake handle from step 2 (an Identifier, >= 128 random bits).
+   */
+  handshake_id: Identifier;
+  /**
+   * Where the user is asked: "push" (enrolled device) or "browser" (authorization_url).
+   */
+  confirmation_channel: 'push' | 'browser';
+  [k: string]: unknown;
+};
+/**
+ * athkit 9-step extension, step 9: POST /ath/token for a handshake session, with key_exchange.
+ */
+export type HandshakeTokenRequest = TokenExchangeRequest & {
+  key_exchange: KeyExchange;
+  [k: string]: unknown;
+};
+/**
+ * athkit 9-step extension, step 9: TokenResponse plus the handshake_complete members. Both sides derive K = HKDF-SHA256(ECDH Z, salt = nonce_a || nonce_b, info = "ATH/0.1 session " || handshake_id), 32 bytes, for optional AES-256-GCM message encryption; TLS + Bearer stays mandatory.
+ */
+export type HandshakeComplete = TokenResponse & {
+  /**
+   * Always "handshake_complete".
+   */
+  type: 'handshake_complete';
+  /**
+   * Handshake handle from step 2 (an Identifier, >= 128 random bits).
+   */
+  handshake_id: Identifier;
+  /**
+   * Always "ECDH-P256".
+   */
+  key_exchange_alg: 'ECDH-P256';
+  key_exchange_params: EcP256PublicJwk;
+  /**
+   * Always "AES-256-GCM".
+   */
+  cipher_suite: 'AES-256-GCM';
+  /**
+   * As in scope_result; expires_in <= ttl_granted.
+   */
+  ttl_granted: number;
+  restrictions?: HandshakeRestrictions;
+  /**
+   * Lifetime of the derived session key in seconds (<= 86400).
+   */
+  session_key_expires_in?: number;
+  /**
+   * Unix seconds.
+   */
+  timestamp: number;
+  [k: string]: unknown;
+};
 
 export interface AthWireMessages {
   DiscoveryDocument?: DiscoveryDocument;
@@ -68,6 +150,27 @@ export interface AthWireMessages {
   ATHExtensionErrorCode?: ATHExtensionErrorCode;
   ScopeToken?: ScopeToken;
   Identifier?: Identifier;
+  EcP256PublicJwk?: EcP256PublicJwk;
+  ServerJwks?: ServerJwks;
+  HandshakeDiscoveryExtension?: HandshakeDiscoveryExtension;
+  HandshakeRequest?: HandshakeRequest;
+  HandshakeResponse?: HandshakeResponse;
+  IdentityProof?: IdentityProof;
+  IdentityResult?: IdentityResult;
+  UserAuthorization?: UserAuthorization;
+  UserAuthorizationCredentialClaims?: UserAuthorizationCredentialClaims;
+  HandshakeAuthorizationRequest?: HandshakeAuthorizationRequest;
+  HandshakeAuthorizationResponse?: HandshakeAuthorizationResponse;
+  AuthorizationConfirmationRequest?: AuthorizationConfirmationRequest;
+  AuthorizationConfirmationResponse?: AuthorizationConfirmationResponse;
+  HandshakeRestrictions?: HandshakeRestrictions;
+  HandshakeStatus?: HandshakeStatus;
+  ScopeResult?: ScopeResult;
+  KeyExchange?: KeyExchange;
+  HandshakeTokenRequest?: HandshakeTokenRequest;
+  HandshakeComplete?: HandshakeComplete;
+  DeviceEnrollmentRequest?: DeviceEnrollmentRequest;
+  DeviceEnrollmentResponse?: DeviceEnrollmentResponse;
 }
 /**
  * Catalog a gateway serves at GET /.well-known/ath.json: who the gateway is, where agents register, and which providers can be reached through it.
@@ -579,6 +682,501 @@ export interface ATHError {
   };
   [k: string]: unknown;
 }
+/**
+ * athkit 9-step extension: an EC P-256 public key as a JWK (RFC 7517). Private members are forbidden. (`d` is forbidden.)
+ */
+export interface EcP256PublicJwk {
+  /**
+   * Always "EC".
+   */
+  kty: 'EC';
+  /**
+   * Always "P-256".
+   */
+  crv: 'P-256';
+  /**
+   * 32-byte x coordinate, base64url.
+   */
+  x: string;
+  /**
+   * 32-byte y coordinate, base64url.
+   */
+  y: string;
+  /**
+   * Key id.
+   */
+  kid?: string;
+  /**
+   * ES256 for signing keys, ECDH-ES for ephemeral key-agreement keys.
+   */
+  alg?: 'ES256' | 'ECDH-ES';
+  /**
+   * sig or enc.
+   */
+  use?: 'sig' | 'enc';
+  d?: never;
+  [k: string]: unknown;
+}
+/**
+ * athkit 9-step extension (AMB-23): the JWKS in which a native service publishes its handshake signing key(s); ath-app.json member `server_jwks`.
+ */
+export interface ServerJwks {
+  /**
+   * One or more ES256 keys, each with a kid.
+   *
+   * @minItems 1
+   * @maxItems 32
+   */
+  keys: [EcP256PublicJwk, ...EcP256PublicJwk[]];
+  [k: string]: unknown;
+}
+/**
+ * athkit 9-step extension (AMB-21, AMB-23): the members a native service that supports the handshake adds to its ath-app.json. Additive: ServiceDiscoveryDocument allows extra members.
+ */
+export interface HandshakeDiscoveryExtension {
+  /**
+   * Fixed-path ATH endpoints; `handshake` names POST /ath/handshake.
+   */
+  ath_endpoints: {
+    /**
+     * Absolute URL of POST /ath/handshake.
+     */
+    handshake: string;
+    [k: string]: unknown;
+  };
+  server_jwks: ServerJwks;
+  /**
+   * The service DID, did:web:<host> (AMB-23).
+   */
+  server_did: string;
+  [k: string]: unknown;
+}
+/**
+ * athkit 9-step extension, step 1 (Part 4): body of POST /ath/handshake. Unsigned: the key is checked against the agent identity document (C-257).
+ */
+export interface HandshakeRequest {
+  /**
+   * Always "handshake_request".
+   */
+  type: 'handshake_request';
+  /**
+   * client_id from registration (Phase A).
+   */
+  client_id: Identifier;
+  /**
+   * The registered agent_id (an https URL is a valid identifier, AMB-23).
+   */
+  client_did: string;
+  /**
+   * The agent public key: a P-256 JWK or a PEM SubjectPublicKeyInfo. Must equal the key published in agent.json (C-257).
+   */
+  client_pubkey: EcP256PublicJwk | string;
+  /**
+   * Protocol versions the agent speaks, MAJOR.MINOR (AMB-36).
+   *
+   * @minItems 1
+   * @maxItems 32
+   */
+  versions: [string, ...string[]];
+  /**
+   * Signature algorithms and transport features, e.g. ES256, EdDSA, TLS1.3.
+   *
+   * @minItems 1
+   * @maxItems 32
+   */
+  capabilities: [string, ...string[]];
+  /**
+   * Nonce A: >= 128 bits from a CSPRNG, base64url (AMB-32).
+   */
+  nonce: string;
+  /**
+   * Unix time in seconds (AMB-32); the receiver allows +/-300 s of drift.
+   */
+  timestamp: number;
+  [k: string]: unknown;
+}
+/**
+ * athkit 9-step extension, step 2: the 201 answer to POST /ath/handshake. `signature` is a compact ES256 JWS by the server key over {typ:"ath-hs-server", handshake_id, client_did, server_did, nonce_a, nonce_b, version, iat}.
+ */
+export interface HandshakeResponse {
+  /**
+   * Always "handshake_response".
+   */
+  type: 'handshake_response';
+  /**
+   * Handshake handle from step 2 (an Identifier, >= 128 random bits).
+   */
+  handshake_id: Identifier;
+  /**
+   * did:web:<host> of the service.
+   */
+  server_did: string;
+  server_pubkey: EcP256PublicJwk;
+  /**
+   * Chosen version: the highest common MAJOR.MINOR.
+   */
+  version: string;
+  /**
+   * The negotiated subset of the agent capabilities the server supports.
+   *
+   * @minItems 1
+   */
+  capabilities: [string, ...string[]];
+  /**
+   * Nonce B: fresh, >= 128 bits.
+   */
+  nonce: string;
+  /**
+   * Server JWS over the transcript (binds nonce A).
+   */
+  signature: string;
+  /**
+   * Unix seconds.
+   */
+  timestamp: number;
+  /**
+   * Seconds the handshake may take to reach step 3 (300).
+   */
+  expires_in: number;
+  [k: string]: unknown;
+}
+/**
+ * athkit 9-step extension, step 3: body of POST /ath/handshake/{id}/proof. `signature` is an ATH attestation JWT with the extra claims nonce_a, nonce_b and handshake_id, aud = the handshake URL.
+ */
+export interface IdentityProof {
+  /**
+   * Always "identity_proof".
+   */
+  type: 'identity_proof';
+  /**
+   * The proof JWT (1-8192 characters). An unusable value is 401 INVALID_ATTESTATION.
+   */
+  signature: string;
+  /**
+   * Optional third-party credentials (opaque; not evaluated in v0.1).
+   *
+   * @maxItems 32
+   */
+  credentials?: string[];
+  /**
+   * Unix time in seconds (AMB-32); the receiver allows +/-300 s of drift.
+   */
+  timestamp: number;
+  [k: string]: unknown;
+}
+/**
+ * athkit 9-step extension, step 4: the 200 answer to the proof.
+ */
+export interface IdentityResult {
+  /**
+   * Always "identity_result".
+   */
+  type: 'identity_result';
+  /**
+   * True on this (200) answer; failures are 401 ATHError with details {type:"identity_result", success:false}.
+   */
+  success: boolean;
+  /**
+   * What the agent may ask for next.
+   */
+  metadata: {
+    /**
+     * = ath-app.json scopes_supported.
+     *
+     * @minItems 0
+     * @maxItems 64
+     */
+    scopes_supported: ScopeToken[];
+    /**
+     * Longest token lifetime in seconds (<= 3600, AMB-17).
+     */
+    token_max_ttl: number;
+    /**
+     * Always true in v0.1 (AMB-33).
+     */
+    require_user_confirmation: true;
+    [k: string]: unknown;
+  };
+  /**
+   * null on success.
+   */
+  error: null;
+  /**
+   * Unix seconds.
+   */
+  timestamp: number;
+  [k: string]: unknown;
+}
+/**
+ * athkit 9-step extension, step 5: the user pre-authorization credential as the agent presents it.
+ */
+export interface UserAuthorization {
+  /**
+   * User-signed ES256 JWT (claims: UserAuthorizationCredentialClaims), verified against a key the user enrolled with the service (AMB-33).
+   */
+  credential: string;
+  /**
+   * The agent JWS (ES256, agent key) whose payload is {typ:"ath-hs-presentation", credential_sha256, handshake_id, iat}.
+   */
+  signature: string;
+  [k: string]: unknown;
+}
+/**
+ * athkit 9-step extension, step 0: the payload of the user pre-authorization credential (AMB-33).
+ */
+export interface UserAuthorizationCredentialClaims {
+  /**
+   * user_did: the user as the service knows them (the id the device key was enrolled for).
+   */
+  iss: string;
+  /**
+   * client_did: the agent_id the user authorizes.
+   */
+  sub: string;
+  /**
+   * The service: its origin or server_did.
+   */
+  aud: string;
+  /**
+   * Space-separated scopes the user pre-authorizes.
+   */
+  scope: string;
+  /**
+   * Issued at, Unix seconds.
+   */
+  iat: number;
+  /**
+   * Expiry, Unix seconds.
+   */
+  exp: number;
+  /**
+   * Unique id.
+   */
+  jti: string;
+  [k: string]: unknown;
+}
+/**
+ * athkit 9-step extension, step 6: server -> user, never through the agent. Pushed to the enrolled device endpoint; `signature` is a server JWS whose payload is this message without `signature`.
+ */
+export interface AuthorizationConfirmationRequest {
+  /**
+   * Always "authorization_confirmation_request".
+   */
+  type: 'authorization_confirmation_request';
+  /**
+   * Id to echo in the response.
+   */
+  request_id: Identifier;
+  /**
+   * Handshake handle from step 2 (an Identifier, >= 128 random bits).
+   */
+  handshake_id: Identifier;
+  /**
+   * The agent asking.
+   */
+  client_did: string;
+  /**
+   * What the registry knows (developer is self-asserted, AMB-41).
+   */
+  client_info: {
+    /**
+     * Agent name.
+     */
+    name: string;
+    developer: DeveloperInfo;
+    [k: string]: unknown;
+  };
+  /**
+   * Scopes to confirm.
+   *
+   * @minItems 1
+   * @maxItems 64
+   */
+  requested_scopes: [ScopeToken, ...ScopeToken[]];
+  /**
+   * Token lifetime the agent would get (after clamping).
+   */
+  ttl?: number;
+  /**
+   * When the request lapses, Unix seconds.
+   */
+  expires_at: number;
+  /**
+   * Unix seconds.
+   */
+  timestamp: number;
+  /**
+   * Where the user posts the signed response.
+   */
+  confirmation_endpoint: string;
+  /**
+   * The service.
+   */
+  server_did: string;
+  /**
+   * Server JWS over this message without signature.
+   */
+  signature: string;
+  [k: string]: unknown;
+}
+/**
+ * athkit 9-step extension, step 7: body of POST /ath/handshake/{id}/confirmation. `signature` is a user-signed ES256 JWS whose payload repeats request_id, approved, approved_scopes (+ iss=user_did, aud, handshake_id, iat, exp, jti); agent credentials are never accepted.
+ */
+export interface AuthorizationConfirmationResponse {
+  /**
+   * Always "authorization_confirmation_response".
+   */
+  type: 'authorization_confirmation_response';
+  /**
+   * From the confirmation request.
+   */
+  request_id: Identifier;
+  /**
+   * The user decision.
+   */
+  approved: boolean;
+  /**
+   * Scopes the user approves (a subset of requested_scopes); empty on denial.
+   *
+   * @minItems 0
+   * @maxItems 64
+   */
+  approved_scopes: ScopeToken[];
+  /**
+   * Optional expiry of the approval, Unix seconds.
+   */
+  expires_at?: number;
+  /**
+   * User JWS over the decision.
+   */
+  signature: string;
+  /**
+   * Unix time in seconds (AMB-32); the receiver allows +/-300 s of drift.
+   */
+  timestamp: number;
+  [k: string]: unknown;
+}
+/**
+ * athkit 9-step extension (AMB-35): restrictions returned in scope_result; whatever is returned is enforced at every API call.
+ */
+export interface HandshakeRestrictions {
+  /**
+   * Client IP addresses or CIDR blocks allowed to use the token; others get 403 SCOPE_NOT_APPROVED (details.reason ip_restricted).
+   *
+   * @maxItems 64
+   */
+  ip_whitelist?: string[];
+  /**
+   * N/second, N/minute or N/hour per token; excess calls get 429 RATE_LIMITED.
+   */
+  rate_limit?: string;
+  [k: string]: unknown;
+}
+/**
+ * athkit 9-step extension, step 8 while the user has not decided: 200 from GET /ath/handshake/{id}.
+ */
+export interface HandshakeStatus {
+  /**
+   * Always "pending".
+   */
+  status: 'pending';
+  /**
+   * Handshake handle from step 2 (an Identifier, >= 128 random bits).
+   */
+  handshake_id: Identifier;
+  /**
+   * Unix seconds.
+   */
+  timestamp: number;
+  [k: string]: unknown;
+}
+/**
+ * athkit 9-step extension, step 8: 200 from GET /ath/handshake/{id} once the user decided. scopes_granted = requested AND user-approved AND registry-approved AND supported.
+ */
+export interface ScopeResult {
+  /**
+   * Always "scope_result".
+   */
+  type: 'scope_result';
+  /**
+   * Always "approved" (a denial is 403 USER_DENIED).
+   */
+  status: 'approved';
+  /**
+   * Handshake handle from step 2 (an Identifier, >= 128 random bits).
+   */
+  handshake_id: Identifier;
+  /**
+   * Granted scopes.
+   *
+   * @minItems 0
+   * @maxItems 64
+   */
+  scopes_granted: ScopeToken[];
+  /**
+   * Every other requested scope, with why.
+   *
+   * @maxItems 64
+   */
+  scopes_denied: {
+    scope: ScopeToken;
+    /**
+     * user_declined, not_approved_for_agent or not_supported.
+     */
+    reason: 'user_declined' | 'not_approved_for_agent' | 'not_supported';
+    [k: string]: unknown;
+  }[];
+  /**
+   * min(ttl, token_max_ttl, 3600) (AMB-17).
+   */
+  ttl_granted: number;
+  restrictions: HandshakeRestrictions;
+  /**
+   * Unix seconds.
+   */
+  timestamp: number;
+  [k: string]: unknown;
+}
+/**
+ * athkit 9-step extension, step 9 (AMB-34): the agent ephemeral ECDH key sent with POST /ath/token.
+ */
+export interface KeyExchange {
+  /**
+   * Always "ECDH-P256".
+   */
+  alg: 'ECDH-P256';
+  epk: EcP256PublicJwk;
+  [k: string]: unknown;
+}
+/**
+ * athkit 9-step extension: body of POST /ath/handshake/devices, sent by the signed-in user (service authentication) to enrol the key that signs pre-authorization credentials and confirmations, and the device endpoint that receives step-6 pushes.
+ */
+export interface DeviceEnrollmentRequest {
+  public_key: EcP256PublicJwk;
+  /**
+   * https URL (loopback http in dev) the service POSTs confirmation requests to.
+   */
+  push_endpoint?: string;
+  [k: string]: unknown;
+}
+/**
+ * athkit 9-step extension: 201 answer to POST /ath/handshake/devices.
+ */
+export interface DeviceEnrollmentResponse {
+  /**
+   * The id to use as `iss` of credentials and confirmations.
+   */
+  user_did: string;
+  /**
+   * kid of the enrolled key.
+   */
+  kid: string;
+  /**
+   * The service (use as `aud`).
+   */
+  server_did: string;
+  [k: string]: unknown;
+}
 
 /** The name of every $def in ath.schema.json. */
 export type DefName =
@@ -604,4 +1202,25 @@ export type DefName =
   | 'ATHErrorCode'
   | 'ATHExtensionErrorCode'
   | 'ScopeToken'
-  | 'Identifier';
+  | 'Identifier'
+  | 'EcP256PublicJwk'
+  | 'ServerJwks'
+  | 'HandshakeDiscoveryExtension'
+  | 'HandshakeRequest'
+  | 'HandshakeResponse'
+  | 'IdentityProof'
+  | 'IdentityResult'
+  | 'UserAuthorization'
+  | 'UserAuthorizationCredentialClaims'
+  | 'HandshakeAuthorizationRequest'
+  | 'HandshakeAuthorizationResponse'
+  | 'AuthorizationConfirmationRequest'
+  | 'AuthorizationConfirmationResponse'
+  | 'HandshakeRestrictions'
+  | 'HandshakeStatus'
+  | 'ScopeResult'
+  | 'KeyExchange'
+  | 'HandshakeTokenRequest'
+  | 'HandshakeComplete'
+  | 'DeviceEnrollmentRequest'
+  | 'DeviceEnrollmentResponse';

@@ -248,6 +248,238 @@ export function assertIdentifier(value: unknown): asserts value is T.Identifier 
   validateIdentifier.assert(value);
 }
 
+/** Validates a value against `$defs/EcP256PublicJwk` of ath.schema.json. */
+export const validateEcP256PublicJwk: Validator<T.EcP256PublicJwk> = createValidator<T.EcP256PublicJwk>(
+  'EcP256PublicJwk',
+  raw.rawEcP256PublicJwk as unknown as ValidateFunction,
+);
+/** Throws a SchemaValidationError listing every violation (with its JSON pointer) unless the value is a valid `EcP256PublicJwk`. */
+export function assertEcP256PublicJwk(value: unknown): asserts value is T.EcP256PublicJwk {
+  validateEcP256PublicJwk.assert(value);
+}
+
+/** Validates a value against `$defs/ServerJwks` of ath.schema.json. */
+export const validateServerJwks: Validator<T.ServerJwks> = createValidator<T.ServerJwks>(
+  'ServerJwks',
+  raw.rawServerJwks as unknown as ValidateFunction,
+);
+/** Throws a SchemaValidationError listing every violation (with its JSON pointer) unless the value is a valid `ServerJwks`. */
+export function assertServerJwks(value: unknown): asserts value is T.ServerJwks {
+  validateServerJwks.assert(value);
+}
+
+/** Validates a value against `$defs/HandshakeDiscoveryExtension` of ath.schema.json. */
+export const validateHandshakeDiscoveryExtension: Validator<T.HandshakeDiscoveryExtension> =
+  createValidator<T.HandshakeDiscoveryExtension>(
+    'HandshakeDiscoveryExtension',
+    raw.rawHandshakeDiscoveryExtension as unknown as ValidateFunction,
+  );
+/** Throws a SchemaValidationError listing every violation (with its JSON pointer) unless the value is a valid `HandshakeDiscoveryExtension`. */
+export function assertHandshakeDiscoveryExtension(
+  value: unknown,
+): asserts value is T.HandshakeDiscoveryExtension {
+  validateHandshakeDiscoveryExtension.assert(value);
+}
+
+/** Validates a value against `$defs/HandshakeRequest` of ath.schema.json. */
+export const validateHandshakeRequest: Validator<T.HandshakeRequest> = createValidator<T.HandshakeRequest>(
+  'HandshakeRequest',
+  raw.rawHandshakeRequest as unknown as ValidateFunction,
+);
+/** Throws a SchemaValidationError listing every violation (with its JSON pointer) unless the value is a valid `HandshakeRequest`. */
+export function assertHandshakeRequest(value: unknown): asserts value is T.HandshakeRequest {
+  validateHandshakeRequest.assert(value);
+}
+
+/** Validates a value against `$defs/HandshakeResponse` of ath.schema.json. */
+export const validateHandshakeResponse: Validator<T.HandshakeResponse> = createValidator<T.HandshakeResponse>(
+  'HandshakeResponse',
+  raw.rawHandshakeResponse as unknown as ValidateFunction,
+);
+/** Throws a SchemaValidationError listing every violation (with its JSON pointer) unless the value is a valid `HandshakeResponse`. */
+export function assertHandshakeResponse(value: unknown): asserts value is T.HandshakeResponse {
+  validateHandshakeResponse.assert(value);
+}
+
+/** Validates a value against `$defs/IdentityProof` of ath.schema.json. */
+export const validateIdentityProof: Validator<T.IdentityProof> = createValidator<T.IdentityProof>(
+  'IdentityProof',
+  raw.rawIdentityProof as unknown as ValidateFunction,
+);
+/** Throws a SchemaValidationError listing every violation (with its JSON pointer) unless the value is a valid `IdentityProof`. */
+export function assertIdentityProof(value: unknown): asserts value is T.IdentityProof {
+  validateIdentityProof.assert(value);
+}
+
+/** Validates a value against `$defs/IdentityResult` of ath.schema.json. */
+export const validateIdentityResult: Validator<T.IdentityResult> = createValidator<T.IdentityResult>(
+  'IdentityResult',
+  raw.rawIdentityResult as unknown as ValidateFunction,
+);
+/** Throws a SchemaValidationError listing every violation (with its JSON pointer) unless the value is a valid `IdentityResult`. */
+export function assertIdentityResult(value: unknown): asserts value is T.IdentityResult {
+  validateIdentityResult.assert(value);
+}
+
+/** Validates a value against `$defs/UserAuthorization` of ath.schema.json. */
+export const validateUserAuthorization: Validator<T.UserAuthorization> = createValidator<T.UserAuthorization>(
+  'UserAuthorization',
+  raw.rawUserAuthorization as unknown as ValidateFunction,
+);
+/** Throws a SchemaValidationError listing every violation (with its JSON pointer) unless the value is a valid `UserAuthorization`. */
+export function assertUserAuthorization(value: unknown): asserts value is T.UserAuthorization {
+  validateUserAuthorization.assert(value);
+}
+
+/** Validates a value against `$defs/UserAuthorizationCredentialClaims` of ath.schema.json. */
+export const validateUserAuthorizationCredentialClaims: Validator<T.UserAuthorizationCredentialClaims> =
+  createValidator<T.UserAuthorizationCredentialClaims>(
+    'UserAuthorizationCredentialClaims',
+    raw.rawUserAuthorizationCredentialClaims as unknown as ValidateFunction,
+  );
+/** Throws a SchemaValidationError listing every violation (with its JSON pointer) unless the value is a valid `UserAuthorizationCredentialClaims`. */
+export function assertUserAuthorizationCredentialClaims(
+  value: unknown,
+): asserts value is T.UserAuthorizationCredentialClaims {
+  validateUserAuthorizationCredentialClaims.assert(value);
+}
+
+/** Validates a value against `$defs/HandshakeAuthorizationRequest` of ath.schema.json. */
+export const validateHandshakeAuthorizationRequest: Validator<T.HandshakeAuthorizationRequest> =
+  createValidator<T.HandshakeAuthorizationRequest>(
+    'HandshakeAuthorizationRequest',
+    raw.rawHandshakeAuthorizationRequest as unknown as ValidateFunction,
+  );
+/** Throws a SchemaValidationError listing every violation (with its JSON pointer) unless the value is a valid `HandshakeAuthorizationRequest`. */
+export function assertHandshakeAuthorizationRequest(
+  value: unknown,
+): asserts value is T.HandshakeAuthorizationRequest {
+  validateHandshakeAuthorizationRequest.assert(value);
+}
+
+/** Validates a value against `$defs/HandshakeAuthorizationResponse` of ath.schema.json. */
+export const validateHandshakeAuthorizationResponse: Validator<T.HandshakeAuthorizationResponse> =
+  createValidator<T.HandshakeAuthorizationResponse>(
+    'HandshakeAuthorizationResponse',
+    raw.rawHandshakeAuthorizationResponse as unknown as ValidateFunction,
+  );
+/** Throws a SchemaValidationError listing every violation (with its JSON pointer) unless the value is a valid `HandshakeAuthorizationResponse`. */
+export function assertHandshakeAuthorizationResponse(
+  value: unknown,
+): asserts value is T.HandshakeAuthorizationResponse {
+  validateHandshakeAuthorizationResponse.assert(value);
+}
+
+/** Validates a value against `$defs/AuthorizationConfirmationRequest` of ath.schema.json. */
+export const validateAuthorizationConfirmationRequest: Validator<T.AuthorizationConfirmationRequest> =
+  createValidator<T.AuthorizationConfirmationRequest>(
+    'AuthorizationConfirmationRequest',
+    raw.rawAuthorizationConfirmationRequest as unknown as ValidateFunction,
+  );
+/** Throws a SchemaValidationError listing every violation (with its JSON pointer) unless the value is a valid `AuthorizationConfirmationRequest`. */
+export function assertAuthorizationConfirmationRequest(
+  value: unknown,
+): asserts value is T.AuthorizationConfirmationRequest {
+  validateAuthorizationConfirmationRequest.assert(value);
+}
+
+/** Validates a value against `$defs/AuthorizationConfirmationResponse` of ath.schema.json. */
+export const validateAuthorizationConfirmationResponse: Validator<T.AuthorizationConfirmationResponse> =
+  createValidator<T.AuthorizationConfirmationResponse>(
+    'AuthorizationConfirmationResponse',
+    raw.rawAuthorizationConfirmationResponse as unknown as ValidateFunction,
+  );
+/** Throws a SchemaValidationError listing every violation (with its JSON pointer) unless the value is a valid `AuthorizationConfirmationResponse`. */
+export function assertAuthorizationConfirmationResponse(
+  value: unknown,
+): asserts value is T.AuthorizationConfirmationResponse {
+  validateAuthorizationConfirmationResponse.assert(value);
+}
+
+/** Validates a value against `$defs/HandshakeRestrictions` of ath.schema.json. */
+export const validateHandshakeRestrictions: Validator<T.HandshakeRestrictions> =
+  createValidator<T.HandshakeRestrictions>(
+    'HandshakeRestrictions',
+    raw.rawHandshakeRestrictions as unknown as ValidateFunction,
+  );
+/** Throws a SchemaValidationError listing every violation (with its JSON pointer) unless the value is a valid `HandshakeRestrictions`. */
+export function assertHandshakeRestrictions(value: unknown): asserts value is T.HandshakeRestrictions {
+  validateHandshakeRestrictions.assert(value);
+}
+
+/** Validates a value against `$defs/HandshakeStatus` of ath.schema.json. */
+export const validateHandshakeStatus: Validator<T.HandshakeStatus> = createValidator<T.HandshakeStatus>(
+  'HandshakeStatus',
+  raw.rawHandshakeStatus as unknown as ValidateFunction,
+);
+/** Throws a SchemaValidationError listing every violation (with its JSON pointer) unless the value is a valid `HandshakeStatus`. */
+export function assertHandshakeStatus(value: unknown): asserts value is T.HandshakeStatus {
+  validateHandshakeStatus.assert(value);
+}
+
+/** Validates a value against `$defs/ScopeResult` of ath.schema.json. */
+export const validateScopeResult: Validator<T.ScopeResult> = createValidator<T.ScopeResult>(
+  'ScopeResult',
+  raw.rawScopeResult as unknown as ValidateFunction,
+);
+/** Throws a SchemaValidationError listing every violation (with its JSON pointer) unless the value is a valid `ScopeResult`. */
+export function assertScopeResult(value: unknown): asserts value is T.ScopeResult {
+  validateScopeResult.assert(value);
+}
+
+/** Validates a value against `$defs/KeyExchange` of ath.schema.json. */
+export const validateKeyExchange: Validator<T.KeyExchange> = createValidator<T.KeyExchange>(
+  'KeyExchange',
+  raw.rawKeyExchange as unknown as ValidateFunction,
+);
+/** Throws a SchemaValidationError listing every violation (with its JSON pointer) unless the value is a valid `KeyExchange`. */
+export function assertKeyExchange(value: unknown): asserts value is T.KeyExchange {
+  validateKeyExchange.assert(value);
+}
+
+/** Validates a value against `$defs/HandshakeTokenRequest` of ath.schema.json. */
+export const validateHandshakeTokenRequest: Validator<T.HandshakeTokenRequest> =
+  createValidator<T.HandshakeTokenRequest>(
+    'HandshakeTokenRequest',
+    raw.rawHandshakeTokenRequest as unknown as ValidateFunction,
+  );
+/** Throws a SchemaValidationError listing every violation (with its JSON pointer) unless the value is a valid `HandshakeTokenRequest`. */
+export function assertHandshakeTokenRequest(value: unknown): asserts value is T.HandshakeTokenRequest {
+  validateHandshakeTokenRequest.assert(value);
+}
+
+/** Validates a value against `$defs/HandshakeComplete` of ath.schema.json. */
+export const validateHandshakeComplete: Validator<T.HandshakeComplete> = createValidator<T.HandshakeComplete>(
+  'HandshakeComplete',
+  raw.rawHandshakeComplete as unknown as ValidateFunction,
+);
+/** Throws a SchemaValidationError listing every violation (with its JSON pointer) unless the value is a valid `HandshakeComplete`. */
+export function assertHandshakeComplete(value: unknown): asserts value is T.HandshakeComplete {
+  validateHandshakeComplete.assert(value);
+}
+
+/** Validates a value against `$defs/DeviceEnrollmentRequest` of ath.schema.json. */
+export const validateDeviceEnrollmentRequest: Validator<T.DeviceEnrollmentRequest> =
+  createValidator<T.DeviceEnrollmentRequest>(
+    'DeviceEnrollmentRequest',
+    raw.rawDeviceEnrollmentRequest as unknown as ValidateFunction,
+  );
+/** Throws a SchemaValidationError listing every violation (with its JSON pointer) unless the value is a valid `DeviceEnrollmentRequest`. */
+export function assertDeviceEnrollmentRequest(value: unknown): asserts value is T.DeviceEnrollmentRequest {
+  validateDeviceEnrollmentRequest.assert(value);
+}
+
+/** Validates a value against `$defs/DeviceEnrollmentResponse` of ath.schema.json. */
+export const validateDeviceEnrollmentResponse: Validator<T.DeviceEnrollmentResponse> =
+  createValidator<T.DeviceEnrollmentResponse>(
+    'DeviceEnrollmentResponse',
+    raw.rawDeviceEnrollmentResponse as unknown as ValidateFunction,
+  );
+/** Throws a SchemaValidationError listing every violation (with its JSON pointer) unless the value is a valid `DeviceEnrollmentResponse`. */
+export function assertDeviceEnrollmentResponse(value: unknown): asserts value is T.DeviceEnrollmentResponse {
+  validateDeviceEnrollmentResponse.assert(value);
+}
+
 /** Every validator, by $def name. */
 export const validators = {
   DiscoveryDocument: validateDiscoveryDocument,
@@ -273,4 +505,25 @@ export const validators = {
   ATHExtensionErrorCode: validateATHExtensionErrorCode,
   ScopeToken: validateScopeToken,
   Identifier: validateIdentifier,
+  EcP256PublicJwk: validateEcP256PublicJwk,
+  ServerJwks: validateServerJwks,
+  HandshakeDiscoveryExtension: validateHandshakeDiscoveryExtension,
+  HandshakeRequest: validateHandshakeRequest,
+  HandshakeResponse: validateHandshakeResponse,
+  IdentityProof: validateIdentityProof,
+  IdentityResult: validateIdentityResult,
+  UserAuthorization: validateUserAuthorization,
+  UserAuthorizationCredentialClaims: validateUserAuthorizationCredentialClaims,
+  HandshakeAuthorizationRequest: validateHandshakeAuthorizationRequest,
+  HandshakeAuthorizationResponse: validateHandshakeAuthorizationResponse,
+  AuthorizationConfirmationRequest: validateAuthorizationConfirmationRequest,
+  AuthorizationConfirmationResponse: validateAuthorizationConfirmationResponse,
+  HandshakeRestrictions: validateHandshakeRestrictions,
+  HandshakeStatus: validateHandshakeStatus,
+  ScopeResult: validateScopeResult,
+  KeyExchange: validateKeyExchange,
+  HandshakeTokenRequest: validateHandshakeTokenRequest,
+  HandshakeComplete: validateHandshakeComplete,
+  DeviceEnrollmentRequest: validateDeviceEnrollmentRequest,
+  DeviceEnrollmentResponse: validateDeviceEnrollmentResponse,
 } as const;

@@ -1,0 +1,36 @@
+// Full handshakes/s on the SQLite store: 10 windows of 1,000, each handshake = register → authorize →
+// launch → continue → callback (code exchange against the in-process fake AS) → token, driven
+// in-process through the gateway's engine and OAuth bridge (no sockets). The agents' attestations
+// (signed by the agents, not the gateway) are prepared before each window.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { attestationsFor, benchGateway, handshake } from './common.mjs';
+const WINDOWS = Number(process.argv[2] ?? 10);
+const PER = Number(process.argv[3] ?? 1000);
+const CONCURRENCY = 16;
+const dir = mkdtempSync(join(tmpdir(), 'ath-bench-hs-'));
+const { gw, keys } = await benchGateway({ storage: `sqlite:${join(dir, 'gw.db')}` });
+await gw.bridge.ready(['bench']);
+const rates = [];
+let next = 0;
+for (let w = 0; w < WINDOWS; w++) {
+  const atts = [];
+  for (let k = 0; k < PER; k++) atts.push(await attestationsFor(keys, next + k));
+  const base = next;
+  next += PER;
+  let k = 0;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (k < PER) {
+        const mine = k++;
+        await handshake(gw, base + mine, atts[mine]);
+      }
+    }),
+  );
+  rates.push(PER / ((performance.now() - start) / 1000));
+}
+await gw.close();
+rmSync(dir, { recursive: true, force: true });
+process.send({ rates });

@@ -1,0 +1,106 @@
+// `npm run bench -w @athkit/gateway`: proxy throughput/latency (direct, bare undici proxy, gateway),
+// full handshakes/s, and RSS per active token. Each server runs in its own child process; autocannon
+// runs here. Writes bench/results/latest.json and prints a table. Bounded to a few minutes.
+import { fork } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const DURATION = Number(process.env.BENCH_DURATION ?? 4);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const TOKENS = Number(process.env.BENCH_TOKENS ?? 100_000);
+const children = [];
+
+function start(script, args = [], execArgv = []) {
+  return new Promise((resolve, reject) => {
+    const child = fork(join(here, script), args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    children.push(child);
+    child.once('message', (m) => resolve({ child, ...m }));
+    child.once('exit', (code) => code && reject(new Error(`${script} exited with ${code}`)));
+  });
+}
+
+function cannon(url, headers) {
+  return new Promise((resolve, reject) => {
+    autocannon({ url, headers, connections: CONNECTIONS, duration: DURATION, pipelining: 1 }, (err, r) => {
+      if (err) return reject(err);
+      if (r.non2xx || r.errors) return reject(new Error(`${url}: ${r.non2xx} non-2xx, ${r.errors} errors`));
+      resolve({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 });
+    });
+  });
+}
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const t0 = Date.now();
+try {
+  const upstream = await start('upstream.mjs');
+  const bare = await start('bare-proxy.mjs', [upstream.url]);
+  const gateway = await start('gateway-server.mjs', [upstream.url]);
+  const limited = await start('gateway-server.mjs', [upstream.url, 'limited']);
+  const targets = {
+    direct: { url: `${upstream.url}/ping`, headers: {} },
+    bare: { url: `${bare.url}/ath/proxy/bench/ping`, headers: {} },
+    gateway: { url: `${gateway.url}/ath/proxy/bench/ping`, headers: { authorization: `Bearer ${gateway.token}`, 'x-ath-agent-id': gateway.agentId } },
+    limited: { url: `${limited.url}/ath/proxy/bench/ping`, headers: { authorization: `Bearer ${limited.token}`, 'x-ath-agent-id': limited.agentId } },
+  };
+  // Warm-up, then alternating rounds so drift hits every target alike.
+  for (const t of Object.values(targets)) await new Promise((r) => autocannon({ ...t, connections: CONNECTIONS, duration: 1 }, r));
+  const samples = { direct: [], bare: [], gateway: [], limited: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [name, t] of Object.entries(targets)) samples[name].push(await cannon(t.url, t.headers));
+  }
+  for (const c of [upstream, bare, gateway, limited]) c.child.kill();
+  const proxy = Object.fromEntries(
+    Object.entries(samples).map(([k, v]) => [k, { rps: median(v.map((s) => s.rps)), p50: median(v.map((s) => s.p50)), p99: median(v.map((s) => s.p99)), rounds: v }]),
+  );
+
+  const hs = await start('handshakes.mjs', ['10', '1000']);
+  const mem = await start('memory.mjs', [String(TOKENS)], ['--expose-gc']);
+
+  const report = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpus: (await import('node:os')).cpus().length,
+    settings: { rounds: ROUNDS, durationSeconds: DURATION, connections: CONNECTIONS },
+    proxy,
+    ratios: { gatewayOverBare: proxy.gateway.rps / proxy.bare.rps, p99AddedMs: proxy.gateway.p99 - proxy.bare.p99 },
+    handshakes: { windows: hs.rates, first: hs.rates[0], tenth: hs.rates.at(-1), median: median(hs.rates), tenthOverFirst: hs.rates.at(-1) / hs.rates[0] },
+    memory: mem,
+    seconds: (Date.now() - t0) / 1000,
+  };
+  const targetsMet = {
+    'gateway ≥ 0.85 × bare proxy': report.ratios.gatewayOverBare >= 0.85,
+    'p99 added ≤ 1 ms': report.ratios.p99AddedMs <= 1,
+    'handshakes ≥ 1,000/s': report.handshakes.median >= 1000,
+    '10th window ≥ 0.9 × 1st': report.handshakes.tenthOverFirst >= 0.9,
+    '≤ 2 KiB RSS per token': mem.perToken <= 2048,
+  };
+  report.targets = targetsMet;
+  mkdirSync(join(here, 'results'), { recursive: true });
+  writeFileSync(join(here, 'results', 'latest.json'), JSON.stringify(report, null, 2) + '\n');
+
+  const f = (n, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+  const rows = [
+    ['| path | req/s | p50 ms | p99 ms |', '|---|---:|---:|---:|'],
+    ...[
+      ['direct', 'upstream direct'],
+      ['bare', 'bare undici pass-through proxy (floor)'],
+      ['gateway', 'ath-gateway proxy (SQLite, rate limits off)'],
+      ['limited', 'ath-gateway proxy + per-agent rate limit (store write per call)'],
+    ].map(([k, label]) => [`| ${label} | ${f(proxy[k].rps)} | ${f(proxy[k].p50, 1)} | ${f(proxy[k].p99, 1)} |`]),
+  ].flat();
+  console.log(`\nath-gateway benchmark (${report.cpus} CPUs, Node ${process.version}, ${CONNECTIONS} connections, median of ${ROUNDS} × ${DURATION}s rounds)\n`);
+  console.log(rows.join('\n'));
+  console.log(`\n| metric | result | target |\n|---|---:|---|`);
+  console.log(`| gateway / bare throughput | ${f(report.ratios.gatewayOverBare, 2)} | ≥ 0.85 ${targetsMet['gateway ≥ 0.85 × bare proxy'] ? '✓' : '✗'} |`);
+  console.log(`| p99 added vs bare | ${f(report.ratios.p99AddedMs, 1)} ms | ≤ 1 ms ${targetsMet['p99 added ≤ 1 ms'] ? '✓' : '✗'} |`);
+  console.log(`| full handshakes/s (SQLite, median of 10 × 1,000) | ${f(report.handshakes.median)} | ≥ 1,000 ${targetsMet['handshakes ≥ 1,000/s'] ? '✓' : '✗'} |`);
+  console.log(`| 10th window / 1st | ${f(report.handshakes.tenthOverFirst, 2)} (${f(report.handshakes.first)} → ${f(report.handshakes.tenth)}/s) | ≥ 0.9 ${targetsMet['10th window ≥ 0.9 × 1st'] ? '✓' : '✗'} |`);
+  console.log(`| RSS per active token (${f(mem.tokens)} tokens) | ${f(mem.perToken)} B | ≤ 2,048 B ${targetsMet['≤ 2 KiB RSS per token'] ? '✓' : '✗'} |`);
+  console.log(`\nreport: bench/results/latest.json (${f(report.seconds)} s)`);
+} finally {
+  for (const c of children) if (c.exitCode === null) c.kill();
+}
