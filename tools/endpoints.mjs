@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The README's main job. Until the gateway and the demo shop land, it prints the ATH endpoint table
+// Prints the ATH endpoint table (`npm run endpoints`)
 // that @athkit/schemas generates from schemas/ath/0.1/endpoints.json.
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
