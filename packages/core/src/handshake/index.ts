@@ -15,40 +15,12 @@ export {
   importServerSigningKey,
   exportServerSigningKey,
   serverJwks,
-  didWebFor,
   didDocument,
-  samePublicKey,
   type ServerSigningKey,
 } from './keys.js';
-export {
-  KEY_EXCHANGE_ALG,
-  CIPHER_SUITE,
-  MAX_SESSION_KEY_SECONDS,
-  generateEphemeralKeyPair,
-  importEphemeralPublicKey,
-  ephemeralKeyThumbprint,
-  deriveSessionKey,
-  encryptWithSessionKey,
-  decryptWithSessionKey,
-  fromBase64url,
-  type EphemeralKeyPair,
-  type SessionKey,
-  type SessionKeyInput,
-  type EncryptedBody,
-} from './session-key.js';
-export {
-  SERVER_TRANSCRIPT_TYP,
-  PRESENTATION_TYP,
-  CONFIRMATION_TYP,
-  PUSH_TYP,
-  signJson,
-  signServerTranscript,
-  verifyJsonJws,
-  signPresentation,
-  credentialDigest,
-  type ServerTranscript,
-  type VerificationKey,
-} from './transcript.js';
+// Everything the agent side needs (session key, transcript signing) is also the server's.
+export * from './agent.js';
+export { signServerTranscript } from './transcript.js';
 export { MemoryUserDirectory, type UserKeyDirectory } from './users.js';
 export {
   BrowserConfirmationChannel,
