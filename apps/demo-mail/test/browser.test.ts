@@ -2,9 +2,9 @@
  * The login and consent pages in real headless Chromium, with the CSP enforced: the form posts, the
  * redirect chain back to the client (which CSP form-action also governs) and partial consent.
  */
-import { existsSync } from 'node:fs';
 import * as oauth from 'oauth4webapi';
-import { chromium, type Browser } from 'playwright-core';
+import { browserTestsEnabled, launchChromium } from '@athkit/testkit';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMailService, type MailService } from '../src/index.js';
 import {
@@ -17,10 +17,9 @@ import {
   RedirectListener,
 } from './helpers.js';
 
-const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const client: oauth.Client = { client_id: CLIENT_ID };
 
-describe.skipIf(!existsSync(CHROMIUM))('Example Mail in headless Chromium', () => {
+describe.skipIf(!browserTestsEnabled)('Example Mail in headless Chromium', () => {
   let listener: RedirectListener;
   let svc: MailService;
   let as: oauth.AuthorizationServer;
@@ -34,19 +33,7 @@ describe.skipIf(!existsSync(CHROMIUM))('Example Mail in headless Chromium', () =
       clientSecret: CLIENT_SECRET,
     });
     as = await discover(svc);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      timeout: 30_000,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   }, 60_000);
 
   afterAll(async () => {

@@ -11,7 +11,8 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { exportPublicJwk, generateAgentKeyPair, signAttestation } from '@athkit/core';
 import { validateATHError, validateTokenResponse } from '@athkit/schemas';
-import { chromium, type Browser } from 'playwright-core';
+import { browserTestsEnabled, launchChromium } from '@athkit/testkit';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { APP_ID, createLogger, createShop, type Shop } from '../src/index.js';
 
@@ -20,7 +21,6 @@ type Json = Record<string, any>;
 
 const here = dirname(fileURLToPath(import.meta.url));
 const resultsDir = join(here, '..', 'test-results');
-const CHROMIUM = '/usr/bin/chromium';
 
 let shop: Shop;
 let browser: Browser;
@@ -71,20 +71,7 @@ beforeAll(async () => {
     },
   });
   shop = await createShop({ dataDir, allowInsecureAgents: [agentHost], logger: createLogger({ destination }) });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    timeout: 30_000,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
   mkdirSync(resultsDir, { recursive: true });
 }, 60_000);
 
@@ -114,7 +101,7 @@ function expectAthError(res: { status: number; body: Json | null }, status: numb
   expect(res.body?.['code']).toBe(code);
 }
 
-describe('ATH Shop, native mode, end to end', () => {
+describe.skipIf(!browserTestsEnabled)('ATH Shop, native mode, end to end', () => {
   let reg: { client_id: string; client_secret: string };
 
   it('discovery and registration (seed 002 steps 1–2)', async () => {

@@ -40,10 +40,13 @@ try {
   const bare = await start('bare-proxy.mjs', [upstream.url]);
   const gateway = await start('gateway-server.mjs', [upstream.url]);
   const limited = await start('gateway-server.mjs', [upstream.url, 'limited']);
+  // The bare proxy gets the very request the gateway gets (same Authorization and X-ATH-Agent-ID
+  // bytes, which it forwards unchecked), so both sides of the ratio parse and send the same headers.
+  const athHeaders = { authorization: `Bearer ${gateway.token}`, 'x-ath-agent-id': gateway.agentId };
   const targets = {
     direct: { url: `${upstream.url}/ping`, headers: {} },
-    bare: { url: `${bare.url}/ath/proxy/bench/ping`, headers: {} },
-    gateway: { url: `${gateway.url}/ath/proxy/bench/ping`, headers: { authorization: `Bearer ${gateway.token}`, 'x-ath-agent-id': gateway.agentId } },
+    bare: { url: `${bare.url}/ath/proxy/bench/ping`, headers: athHeaders },
+    gateway: { url: `${gateway.url}/ath/proxy/bench/ping`, headers: athHeaders },
     limited: { url: `${limited.url}/ath/proxy/bench/ping`, headers: { authorization: `Bearer ${limited.token}`, 'x-ath-agent-id': limited.agentId } },
   };
   // Warm-up, then alternating rounds so drift hits every target alike.

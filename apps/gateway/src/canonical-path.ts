@@ -52,8 +52,26 @@ function percentDecodeBytes(segment: string): Uint8Array {
   return Uint8Array.from(out);
 }
 
+// Characters that are path-safe as they stand: RFC 3986 pchar minus ';' and without '%' (so a
+// segment made only of them decodes to itself, and ASCII is its own NFKC form).
+const PLAIN = new Uint8Array(128);
+for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,=:@") PLAIN[c.charCodeAt(0)] = 1;
+
+function isPlain(segment: string): boolean {
+  for (let i = 0; i < segment.length; i++) {
+    const c = segment.charCodeAt(i);
+    if (c >= 128 || PLAIN[c] === 0) return false;
+  }
+  return true;
+}
+
 /** Validates one raw path segment (non-empty) as described on {@link canonicalizeTarget}. */
 function checkSegment(segment: string): void {
+  // Common case, same verdict as the full check below: nothing to decode or normalise.
+  if (isPlain(segment)) {
+    if (segment === '.' || segment === '..') throw invalid('dot segments are not allowed');
+    return;
+  }
   if (!SEGMENT_CHARS.test(segment)) {
     throw invalid(segment.includes(';') ? 'path parameters (;) are not allowed' : 'illegal character in path');
   }
@@ -90,13 +108,14 @@ function checkSegment(segment: string): void {
 export function canonicalizeTarget(rawPath: string, rawQuery: string | null = null): CanonicalTarget {
   if (!rawPath.startsWith('/')) throw invalid('path must start with /');
   const segments = rawPath.slice(1).split('/');
-  segments.forEach((segment, i) => {
+  for (let i = 0; i < segments.length; i++) {
+    const segment = segments[i]!;
     if (segment === '') {
-      if (i === segments.length - 1) return; // trailing slash (or the root path `/`)
+      if (i === segments.length - 1) continue; // trailing slash (or the root path `/`)
       throw invalid('empty path segment');
     }
     checkSegment(segment);
-  });
+  }
   if (rawQuery !== null) checkQuery(rawQuery);
   return { path: rawPath, segments, query: rawQuery };
 }
@@ -104,6 +123,8 @@ export function canonicalizeTarget(rawPath: string, rawQuery: string | null = nu
 function checkQuery(rawQuery: string): void {
   if (!QUERY_CHARS.test(rawQuery)) throw invalid('illegal character in query');
   if (BAD_ESCAPE.test(rawQuery)) throw invalid('malformed percent-escape in query');
+  // Every override parameter name contains "method"; without escapes no key can decode to one.
+  if (!rawQuery.includes('%') && !rawQuery.toLowerCase().includes('method')) return;
   for (const key of new URLSearchParams(rawQuery).keys()) {
     if (METHOD_OVERRIDE_PARAMS.has(key.trim().toLowerCase())) throw invalid('method override parameters are not allowed');
   }
@@ -132,15 +153,29 @@ export function splitProxyUrl(rawUrl: string, prefix = '/ath/proxy/'): { provide
  * the base-path prefix, i.e. that nothing in the path could move the request elsewhere.
  */
 export function buildUpstreamTarget(apiBase: URL, target: CanonicalTarget): UpstreamTarget {
-  const basePath = apiBase.pathname.replace(/\/+$/, '');
-  const path = basePath + target.path;
-  const parsed = new URL(path, apiBase.origin);
-  if (parsed.origin !== apiBase.origin || parsed.pathname !== path || !parsed.pathname.startsWith(basePath + '/')) {
-    throw invalid('path escapes the provider API base');
+  let base = checkedPaths.get(apiBase);
+  if (!base || base.href !== apiBase.href) {
+    base = { href: apiBase.href, origin: apiBase.origin, host: apiBase.host, basePath: apiBase.pathname.replace(/\/+$/, ''), paths: new Map() };
+    checkedPaths.set(apiBase, base);
+  }
+  let path = base.paths.get(target.path);
+  if (path === undefined) {
+    path = base.basePath + target.path;
+    const parsed = new URL(path, base.origin);
+    if (parsed.origin !== base.origin || parsed.pathname !== path || !parsed.pathname.startsWith(base.basePath + '/')) {
+      throw invalid('path escapes the provider API base');
+    }
+    if (base.paths.size >= MAX_CHECKED_PATHS) base.paths.clear();
+    base.paths.set(target.path, path);
   }
   return {
-    origin: apiBase.origin,
+    origin: base.origin,
     path: target.query === null ? path : `${path}?${target.query}`,
-    host: apiBase.host,
+    host: base.host,
   };
 }
+
+// Per API base: the paths that already passed the URL-parsing check above (a pure function of base
+// and path, so a hit skips re-parsing; bounded).
+const MAX_CHECKED_PATHS = 4096;
+const checkedPaths = new WeakMap<URL, { href: string; origin: string; host: string; basePath: string; paths: Map<string, string> }>();

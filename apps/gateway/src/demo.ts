@@ -31,7 +31,10 @@ export interface DemoStackOptions {
   /** Example Mail authorization server and API ports (default 9000 / 9002; 0 = any). */
   mailPort?: number;
   mailApiPort?: number;
-  /** Agent identity-document hosts the dev gateway may fetch over plain http (default 127.0.0.1:9100, the `ath identity --serve` port below). */
+  /**
+   * Agent identity-document hosts (`host:port`) the dev gateway may fetch over plain http (default
+   * 127.0.0.1:9100 and localhost:9100). The banner's `ath identity --serve` uses the first one.
+   */
   agentHosts?: string[];
   logger?: Logger;
   /** Module specifier of Example Mail (default `@athkit/demo-mail`). */
@@ -74,6 +77,21 @@ async function demoSecrets(dataDir: string): Promise<DemoSecrets> {
 }
 
 /**
+ * The banner's `ath` CLI flow (one line for bash/zsh, run inside this checkout: `npx ath` is
+ * `packages/cli`). Each run gets a fresh ATH_HOME, key and agent_id (the directory name is in the
+ * path), so running it again against the same gateway registers a new agent instead of failing
+ * with 409 AGENT_ALREADY_REGISTERED. The identity server is a background job of the user's shell
+ * (`{ … & }`, not a detached subshell), so `kill %%` stops it before the next run reuses the port.
+ */
+function cliFlow(gatewayUrl: string, agentHost: string | undefined): string {
+  if (!agentHost) return 'Try it with the ath CLI: configure agentHosts (the identity-document host:port the gateway may fetch over http).';
+  return `Try it with the ath CLI in a second terminal inside this checkout (agents are auto-approved in this demo;
+the identity server keeps running as a background job: stop it with \`kill %%\` when done; sign in as alice):
+  export ATH_HOME=$(mktemp -d) && npx ath keygen && npx ath config set agent_id "http://${agentHost}/$(basename "$ATH_HOME")/agent.json" && npx ath config set name "Demo agent" && npx ath config set developer_name Demo && npx ath config set developer_id demo && { npx ath identity --serve & } && sleep 2 && npx ath discover ${gatewayUrl} --save && npx ath register --provider mail --scopes mail:read,mail:send && npx ath authorize --provider mail --scopes mail:read --open && npx ath call GET /v1/messages --provider mail
+`;
+}
+
+/**
  * The embedded default: Example Mail (its own OAuth authorization server and mail API) plus the
  * gateway in dev mode on SQLite under `./data`, configured to proxy Example Mail. Prints nothing;
  * `banner` says how to try it with the `ath` CLI.
@@ -84,6 +102,7 @@ export async function createDemoStack(options: DemoStackOptions = {}): Promise<D
   await mkdir(dataDir, { recursive: true });
   const secrets = await demoSecrets(dataDir);
   const port = options.port ?? 8080;
+  const agentHosts = options.agentHosts ?? ['127.0.0.1:9100', 'localhost:9100'];
   const demo = (await import(options.demoMail ?? '@athkit/demo-mail')) as DemoMailModule;
 
   // The gateway's public URL must be known before Example Mail registers its redirect URI.
@@ -117,7 +136,7 @@ export async function createDemoStack(options: DemoStackOptions = {}): Promise<D
         storage: `sqlite:${join(dataDir, 'gateway.db')}`,
         secrets: { cookieKey: secrets.cookieKey, vaultKey: secrets.vaultKey, adminKey: secrets.adminKey },
         approval: { autoApprove: true },
-        allowInsecureAgentHosts: options.agentHosts ?? ['127.0.0.1:9100', 'localhost:9100'],
+        allowInsecureAgentHosts: agentHosts,
         logLevel: 'info',
         providers: [
           {
@@ -158,9 +177,7 @@ ATH gateway demo (dev mode, plain http on loopback: development only)
     API              ${mail.apiBase}   (proxied at ${gatewayUrl}/ath/proxy/mail/v1/...)
     demo users       ${users || '(see apps/demo-mail)'}
 
-Try it with the ath CLI (agents are auto-approved in this demo; keep the identity server running):
-  export ATH_HOME=$(mktemp -d) && npx ath keygen && npx ath config set agent_id http://127.0.0.1:9100/.well-known/agent.json && npx ath config set name "Demo agent" && npx ath config set developer_name Demo && npx ath config set developer_id demo && (npx ath identity --serve &) && sleep 1 && npx ath discover ${gatewayUrl} --save && npx ath register --provider mail --scopes mail:read,mail:send && npx ath authorize --provider mail --scopes mail:read --open && npx ath call GET /v1/messages --provider mail
-
+${cliFlow(gatewayUrl, agentHosts[0])}
 Admin: npx ath-gateway admin --url ${gatewayUrl} --key <adminKey> agents list
 `;
   let closed: Promise<void> | undefined;

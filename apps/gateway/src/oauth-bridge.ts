@@ -55,6 +55,8 @@ export interface UpstreamTokenSource {
    * `rejected`, a token the upstream API just refused). 502 OAUTH_ERROR when that is impossible.
    */
   getUpstreamAccessToken(grantId: string, options?: { rejected?: string }): Promise<string>;
+  /** The upstream access token when it can be had synchronously (in-memory cache), else undefined. Never refreshes. */
+  peekUpstreamAccessToken?(grantId: string): string | undefined;
 }
 
 export interface OAuthBridgeOptions {
@@ -261,6 +263,12 @@ export class OAuthBridge implements UpstreamTokenSource {
       if (outcome.kind === 'granted' && outcome.grantId) await this.store.deleteGrant(outcome.grantId);
       throw err;
     }
+  }
+
+  /** The in-memory upstream token of `grantId` while it is still good to use, without a promise (proxy hot path). */
+  peekUpstreamAccessToken(grantId: string): string | undefined {
+    const cached = this.tokenCache.get(grantId);
+    return cached && cached.until > this.clock.now() ? cached.token : undefined;
   }
 
   async getUpstreamAccessToken(grantId: string, options: { rejected?: string } = {}): Promise<string> {

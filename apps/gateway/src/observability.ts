@@ -1,22 +1,62 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { pino, type Logger, type LoggerOptions } from 'pino';
 
+/**
+ * Counts by a fixed tuple of label values, kept in nested maps of plain numbers and added to a
+ * prom-client Counter when it is collected: counting a request costs map lookups, no label-hash
+ * string per call.
+ */
+class Tally {
+  private readonly counts = new Map<string, Map<string, Map<string, number>>>();
+
+  add(a: string, b: string, c: string): void {
+    let byB = this.counts.get(a);
+    if (!byB) this.counts.set(a, (byB = new Map<string, Map<string, number>>()));
+    let byC = byB.get(b);
+    if (!byC) byB.set(b, (byC = new Map<string, number>()));
+    byC.set(c, (byC.get(c) ?? 0) + 1);
+  }
+
+  /** Hands every pending count to `sink` and starts again from zero. */
+  drain(sink: (a: string, b: string, c: string, n: number) => void): void {
+    for (const [a, byB] of this.counts) {
+      for (const [b, byC] of byB) {
+        for (const [c, n] of byC) {
+          if (n > 0) sink(a, b, c, n);
+          byC.set(c, 0);
+        }
+      }
+    }
+  }
+}
+
 /** Prometheus metrics of one gateway instance (its own registry, so several instances can share a process). */
 export class GatewayMetrics {
   readonly registry = new Registry();
+  private readonly requestTally = new Tally();
+  private readonly upstreamTally = new Tally();
+  private readonly durationByRoute = new Map<string, { observe(seconds: number): void }>();
+  private readonly statusText: string[] = [];
   readonly requests: Counter<'route' | 'method' | 'status'>;
   readonly duration: Histogram<'route'>;
   readonly handshakes: Counter<'step' | 'outcome'>;
   readonly upstream: Counter<'provider' | 'status'>;
   readonly inflight: Gauge;
+  /** Where the in-flight gauge reads its value when collected (instead of a set per call). */
+  readonly inflightFrom: (source: () => number) => void;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
+    const requestTally = this.requestTally;
+    const upstreamTally = this.upstreamTally;
     this.requests = new Counter({
       name: 'ath_gateway_http_requests_total',
       help: 'HTTP requests by route, method and status',
       labelNames: ['route', 'method', 'status'],
       registers,
+      collect() {
+        requestTally.drain((route, method, status, n) => this.inc({ route, method, status }, n));
+      },
     });
     this.duration = new Histogram({
       name: 'ath_gateway_http_request_duration_seconds',
@@ -36,9 +76,40 @@ export class GatewayMetrics {
       help: 'Proxied calls by provider and upstream status (or the ATH error code when no upstream answer)',
       labelNames: ['provider', 'status'],
       registers,
+      collect() {
+        upstreamTally.drain((provider, status, _, n) => this.inc({ provider, status }, n));
+      },
     });
-    this.inflight = new Gauge({ name: 'ath_gateway_proxy_inflight', help: 'Proxied calls in flight', registers });
+    let inflightSource: (() => number) | null = null;
+    this.inflightFrom = (source) => {
+      inflightSource = source;
+    };
+    this.inflight = new Gauge({
+      name: 'ath_gateway_proxy_inflight',
+      help: 'Proxied calls in flight',
+      registers,
+      collect() {
+        if (inflightSource) this.set(inflightSource());
+      },
+    });
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'ath_gateway_' });
+  }
+
+  /** One answered HTTP request (per-request hot path: counter tallied, histogram observed). */
+  countRequest(route: string, method: string, status: number, seconds: number): void {
+    this.requestTally.add(route, method, this.status(status));
+    let duration = this.durationByRoute.get(route);
+    if (!duration) this.durationByRoute.set(route, (duration = this.duration.labels(route)));
+    duration.observe(seconds);
+  }
+
+  /** One proxied call's outcome: the upstream status, or the ATH error code when there was no upstream answer. */
+  countUpstream(provider: string, status: number | string): void {
+    this.upstreamTally.add(provider, typeof status === 'number' ? this.status(status) : status, '');
+  }
+
+  private status(code: number): string {
+    return (this.statusText[code] ??= String(code));
   }
 }
 

@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import { AthError, type AccessGrant } from '@athkit/core';
 import { Agent, type Dispatcher } from 'undici';
@@ -17,10 +18,12 @@ export interface ProxyRequest {
   headers: IncomingHeaders;
   /** The request body, streamed as is; null/undefined for none. */
   body?: Readable | null;
-  /** Aborts the upstream request (e.g. when the agent disconnects). */
-  signal?: AbortSignal;
+  /** Aborts the upstream request (e.g. when the agent disconnects); an emitter aborts on its `abort` event. */
+  signal?: AbortSignal | EventEmitter;
   /** Overrides the proxy's default upstream timeout (the provider's `timeout_ms`). */
   timeoutMs?: number;
+  /** Headers the response starts with (e.g. the gateway's own HSTS); upstream headers of the same name replace them. */
+  responseHeaders?: OutgoingHeaders;
 }
 
 /** What any HTTP framework can send back: upstream status, filtered headers, body stream. */
@@ -62,12 +65,40 @@ const REQUEST_DROP_PREFIXES = ['proxy-', 'x-ath-', 'x-forwarded-'];
 const RESPONSE_DROP = new Set([...HOP_BY_HOP, 'set-cookie']);
 const RESPONSE_DROP_PREFIXES = ['proxy-'];
 
-function connectionTokens(value: string | readonly string[] | undefined): Set<string> {
+const NO_TOKENS: ReadonlySet<string> = new Set();
+const KEEP_ALIVE_TOKENS: ReadonlySet<string> = new Set(['keep-alive']);
+const CLOSE_TOKENS: ReadonlySet<string> = new Set(['close']);
+
+/** The header names a Connection header lists (constant sets for the usual bare `keep-alive` / `close`). */
+function connectionTokens(value: string | readonly string[] | undefined): ReadonlySet<string> {
+  if (value === undefined) return NO_TOKENS;
+  if (typeof value === 'string' && value.length <= 10) {
+    const v = value.toLowerCase();
+    if (v === 'keep-alive') return KEEP_ALIVE_TOKENS;
+    if (v === 'close') return CLOSE_TOKENS;
+  }
   const out = new Set<string>();
-  for (const v of value === undefined ? [] : typeof value === 'string' ? [value] : value) {
+  for (const v of typeof value === 'string' ? [value] : value) {
     for (const token of v.split(',')) if (token.trim()) out.add(token.trim().toLowerCase());
   }
   return out;
+}
+
+/** Whether `name` (lower case) starts with one of `prefixes`; a first-character test keeps the common case cheap. */
+function hasPrefix(name: string, prefixes: readonly string[]): boolean {
+  const c = name.charCodeAt(0);
+  if (c !== 0x70 /* p */ && c !== 0x78 /* x */) return false;
+  for (const p of prefixes) if (name.startsWith(p)) return true;
+  return false;
+}
+
+/** `name` in lower case; Node already gives lower-case names, so this rarely allocates. */
+function lower(name: string): string {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) return name.toLowerCase();
+  }
+  return name;
 }
 
 /**
@@ -84,11 +115,12 @@ export function upstreamRequestHeaders(
 ): OutgoingHeaders {
   const named = connectionTokens(incoming['connection']);
   const out: OutgoingHeaders = {};
-  for (const [rawName, value] of Object.entries(incoming)) {
+  for (const rawName in incoming) {
+    const value = incoming[rawName];
     if (value === undefined) continue;
-    const name = rawName.toLowerCase();
-    if (REQUEST_DROP.has(name) || named.has(name) || REQUEST_DROP_PREFIXES.some((p) => name.startsWith(p))) continue;
-    if (name === 'content-length' && !hasBody) continue;
+    const name = lower(rawName);
+    if (REQUEST_DROP.has(name) || named.has(name) || hasPrefix(name, REQUEST_DROP_PREFIXES)) continue;
+    if (!hasBody && name === 'content-length') continue;
     out[name] = typeof value === 'string' ? value : [...value];
   }
   out['host'] = host;
@@ -97,13 +129,16 @@ export function upstreamRequestHeaders(
 }
 
 /** Upstream response headers minus hop-by-hop ones (and those named in Connection), Proxy-* and Set-Cookie (C-150, threats F7). */
-export function downstreamResponseHeaders(upstream: Readonly<Record<string, string | string[] | undefined>>): OutgoingHeaders {
+export function downstreamResponseHeaders(
+  upstream: Readonly<Record<string, string | string[] | undefined>>,
+  out: OutgoingHeaders = {},
+): OutgoingHeaders {
   const named = connectionTokens(upstream['connection']);
-  const out: OutgoingHeaders = {};
-  for (const [rawName, value] of Object.entries(upstream)) {
+  for (const rawName in upstream) {
+    const value = upstream[rawName];
     if (value === undefined) continue;
-    const name = rawName.toLowerCase();
-    if (RESPONSE_DROP.has(name) || named.has(name) || RESPONSE_DROP_PREFIXES.some((p) => name.startsWith(p))) continue;
+    const name = lower(rawName);
+    if (RESPONSE_DROP.has(name) || named.has(name) || hasPrefix(name, RESPONSE_DROP_PREFIXES)) continue;
     out[name] = value;
   }
   return out;
@@ -163,7 +198,8 @@ export class UpstreamProxy {
     }
     const grantId = req.grant.grantId;
     const hasBody = req.body !== undefined && req.body !== null;
-    let token = await this.tokens.getUpstreamAccessToken(grantId);
+    // A cached upstream token needs no promise (the common case on the hot path).
+    let token = this.tokens.peekUpstreamAccessToken?.(grantId) ?? (await this.tokens.getUpstreamAccessToken(grantId));
     let response = await this.send(req, token, hasBody);
 
     if (
@@ -179,7 +215,7 @@ export class UpstreamProxy {
     }
     return {
       status: response.statusCode,
-      headers: downstreamResponseHeaders(response.headers),
+      headers: downstreamResponseHeaders(response.headers, req.responseHeaders),
       body: response.body,
     };
   }

@@ -1,3 +1,5 @@
+import { EventEmitter } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import {
   AthEngine,
@@ -36,7 +38,7 @@ import { ProviderRegistry } from './catalog.js';
 import { toApprovalPolicy, type GatewayConfig } from './config.js';
 import { OAuthBridge } from './oauth-bridge.js';
 import { createLogger, GatewayMetrics, safeUrl } from './observability.js';
-import { UpstreamProxy } from './proxy.js';
+import { UpstreamProxy, type ProxyResponse } from './proxy.js';
 
 export interface GatewayOptions {
   /** An open store; default: `openStore(config.storage)` (closed again by {@link Gateway.close}). */
@@ -77,6 +79,28 @@ export interface Gateway {
 }
 
 const PROXY_PREFIX = '/ath/proxy/';
+/** The proxy's route as fastify names it (metrics label). */
+const PROXY_ROUTE = '/ath/proxy/*';
+
+/**
+ * Aborts an upstream request when the agent goes away: an EventEmitter, which undici accepts as a
+ * signal and which is far cheaper per request than an AbortController.
+ */
+class ClientGone extends EventEmitter {
+  aborted = false;
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.emit('abort');
+  }
+}
+
+/** What the proxy fast path hands to the fastify route when it cannot answer itself. */
+type Handoff = { kind: 'error'; error: unknown } | { kind: 'response'; response: ProxyResponse };
+const HANDOFF = Symbol('ath.proxyHandoff');
+type HandoffCarrier = IncomingMessage & { [HANDOFF]?: Handoff };
+
+const ignore = (): void => undefined;
 
 /** Counts body bytes and fails the stream with 413 past `limit` (chunked bodies have no Content-Length to check first). */
 class BodyLimit extends Transform {
@@ -161,8 +185,24 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   const proxy = new UpstreamProxy({ tokens: bridge, ...(options.upstreamBodyTimeoutMs ? { bodyTimeoutMs: options.upstreamBodyTimeoutMs } : {}) });
   const cookieSecure = new URL(config.publicUrl).protocol === 'https:';
 
+  // The proxy fast path (set below): bodiless GETs under /ath/proxy/ that the caches alone allow
+  // skip fastify's routing and hooks; everything else (and every error) goes through fastify.
+  let fastProxy: (req: IncomingMessage, res: ServerResponse) => boolean = () => false;
   const fastifyLogger: FastifyBaseLogger = logger;
   const app = Fastify({
+    // fastify's own HTTP/1 server set-up (lib/server.js), with the fast path in front of its handler.
+    serverFactory: (handler, options): Server => {
+      // fastify passes its options with the defaults filled in.
+      const opts = options as unknown as { keepAliveTimeout: number; requestTimeout: number; connectionTimeout: number; maxRequestsPerSocket: number };
+      const server = createServer((req, res) => {
+        if (!fastProxy(req, res)) handler(req, res);
+      });
+      server.keepAliveTimeout = opts.keepAliveTimeout;
+      server.requestTimeout = opts.requestTimeout;
+      server.setTimeout(opts.connectionTimeout);
+      if (opts.maxRequestsPerSocket > 0) server.maxRequestsPerSocket = opts.maxRequestsPerSocket;
+      return server;
+    },
     loggerInstance: fastifyLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.limits.athBodyBytes,
@@ -184,9 +224,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   });
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched';
-    const seconds = reply.elapsedTime / 1000;
-    metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
-    metrics.duration.observe({ route }, seconds);
+    metrics.countRequest(route, request.method, reply.statusCode, reply.elapsedTime / 1000);
     if (logger.isLevelEnabled('debug') || reply.statusCode >= 500) {
       logger[reply.statusCode >= 500 ? 'warn' : 'debug'](
         { method: request.method, url: safeUrl(request.raw.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 },
@@ -311,10 +349,10 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   // --- proxy ----------------------------------------------------------------------------------
   let draining = false;
   let inflight = 0;
+  metrics.inflightFrom(() => inflight); // read when /metrics is scraped, not set per call
   let drained: (() => void) | null = null;
   const finishOne = () => {
     inflight--;
-    metrics.inflight.set(inflight);
     if (inflight === 0 && drained) drained();
   };
 
@@ -335,10 +373,32 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
         url: '/*',
         exposeHeadRoute: false,
         handler: async (request, reply) => {
+          const handoff = (request.raw as HandoffCarrier)[HANDOFF];
+          if (handoff) {
+            // The fast path forwarded this call already (its in-flight count and metrics are done).
+            if (handoff.kind === 'error') throw handoff.error;
+            reply.code(handoff.response.status);
+            for (const [name, value] of Object.entries(handoff.response.headers)) reply.header(name, value);
+            return reply.send(handoff.response.body);
+          }
           if (draining) return sendUnavailable(reply);
           const { providerId, target } = splitProxyUrl(request.raw.url ?? '', PROXY_PREFIX);
           const provider = registry.live(providerId);
-          if (!provider) throw new AthError('NOT_FOUND', 'Not found');
+          if (!provider) {
+            // C-156/C-166: the token and agent are checked before the provider, so a valid token on
+            // an unknown provider is 403 PROVIDER_MISMATCH (and a bad token or agent header is its own
+            // error), never a 404 that would tell an unauthenticated caller which providers exist.
+            if (headerCount(request, 'x-ath-agent-id') > 1 || headerCount(request, 'authorization') > 1) {
+              throw new AthError('INVALID_REQUEST', 'Authorization and X-ATH-Agent-ID must each be sent once', { reason: 'duplicate_header' });
+            }
+            await engine.validateAccess({
+              authorization: request.headers.authorization,
+              agentIdHeader: request.headers['x-ath-agent-id'],
+              providerId,
+              requiredScope: null,
+            });
+            throw new AthError('NOT_FOUND', 'Not found'); // only for a token bound to a provider since removed
+          }
           const length = request.headers['content-length'];
           if (length !== undefined && Number(length) > config.limits.proxyBodyBytes) {
             reply.header('connection', 'close');
@@ -371,9 +431,8 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
             limited.on('error', () => undefined); // surfaced by undici as a failed upstream request
             body = source.pipe(limited);
           }
-          const abort = new AbortController();
+          const abort = new ClientGone();
           inflight++;
-          metrics.inflight.set(inflight);
           let finished = false;
           const finish = () => {
             if (finished) return;
@@ -391,17 +450,17 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
               method: request.method,
               headers: request.headers,
               body,
-              signal: abort.signal,
+              signal: abort,
               timeoutMs: provider.config.timeout_ms,
             });
-            metrics.upstream.inc({ provider: providerId, status: String(out.status) });
+            metrics.countUpstream(providerId, out.status);
             reply.code(out.status);
             for (const [name, value] of Object.entries(out.headers)) reply.header(name, value);
             return reply.send(out.body);
           } catch (err) {
-            if (abort.signal.aborted) return reply; // the agent went away: nothing to answer, nothing to log
+            if (abort.aborted) return reply; // the agent went away: nothing to answer, nothing to log
             const athErr = err instanceof AthError ? err : null;
-            metrics.upstream.inc({ provider: providerId, status: athErr?.code ?? 'error' });
+            metrics.countUpstream(providerId, athErr?.code ?? 'error');
             if (athErr?.code === 'PAYLOAD_TOO_LARGE') reply.header('connection', 'close');
             throw err;
           }
@@ -411,6 +470,107 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     },
     { prefix: '/ath/proxy' },
   );
+
+  // --- proxy fast path -------------------------------------------------------------------------
+  // The same checks as the route above, for the common case only: a GET without a body whose
+  // token, scope and upstream token are all in the in-memory caches (engine.peekAccess,
+  // bridge.peekUpstreamAccessToken), no per-agent rate limit (a store write) and no debug logging.
+  // Anything else returns false before any side effect, and fastify handles the request from the
+  // start. Once the upstream call is made, an error or an unusual status (1xx/204/304) is handed
+  // to the fastify route (HANDOFF) so error shapes, headers, logs and metrics stay the same.
+  const handOff = (req: IncomingMessage, res: ServerResponse, value: Handoff) => {
+    (req as HandoffCarrier)[HANDOFF] = value;
+    app.routing(req, res);
+  };
+  fastProxy = (req, res) => {
+    if (draining || req.method !== 'GET') return false;
+    const url = req.url;
+    if (url === undefined || !url.startsWith(PROXY_PREFIX)) return false;
+    const headers = req.headers;
+    if (headers['content-length'] !== undefined || headers['transfer-encoding'] !== undefined) return false;
+    if (logger.isLevelEnabled('debug') || engine.isRateLimited('api')) return false;
+    let split: ReturnType<typeof splitProxyUrl>;
+    try {
+      split = splitProxyUrl(url, PROXY_PREFIX);
+    } catch {
+      return false;
+    }
+    const { providerId, target } = split;
+    const provider = registry.live(providerId);
+    if (!provider) return false;
+    const raw = req.rawHeaders;
+    let authorizations = 0;
+    let agentIds = 0;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!;
+      if (name.length === 13 && name.toLowerCase() === 'authorization') authorizations++;
+      else if (name.length === 14 && name.toLowerCase() === 'x-ath-agent-id') agentIds++;
+    }
+    if (authorizations > 1 || agentIds > 1) return false;
+    const grant = engine.peekAccess({
+      authorization: headers.authorization,
+      agentIdHeader: headers['x-ath-agent-id'],
+      providerId,
+      requiredScope: provider.scopeMap.requiredScope('GET', target),
+    });
+    if (!grant?.grantId || !bridge.peekUpstreamAccessToken(grant.grantId)) return false;
+    let upstreamTarget: ReturnType<typeof buildUpstreamTarget>;
+    try {
+      upstreamTarget = buildUpstreamTarget(provider.apiBase, target);
+    } catch {
+      return false;
+    }
+
+    // From here on this call is ours.
+    const started = performance.now();
+    req.on('error', ignore); // as the route's onRequest hook: a vanished client fails the request stream
+    const gone = new ClientGone();
+    inflight++;
+    res.once('close', () => {
+      if (!res.writableFinished) gone.abort();
+      finishOne();
+    });
+    proxy
+      .forward({
+        grant,
+        target: upstreamTarget,
+        method: 'GET',
+        headers,
+        body: null,
+        signal: gone,
+        timeoutMs: provider.config.timeout_ms,
+        responseHeaders: { 'strict-transport-security': HSTS },
+      })
+      .then(
+        (out) => {
+          metrics.countUpstream(providerId, out.status);
+          if (gone.aborted) {
+            out.body.destroy();
+            return;
+          }
+          if (out.status < 200 || out.status === 204 || out.status === 304) return handOff(req, res, { kind: 'response', response: out });
+          res.once('finish', () => {
+            const status = res.statusCode;
+            const ms = performance.now() - started;
+            metrics.countRequest(PROXY_ROUTE, 'GET', status, ms / 1000);
+            if (status >= 500) logger.warn({ method: 'GET', url: safeUrl(url), status, ms: Math.round(ms * 100) / 100 }, 'request');
+          });
+          out.body.once('error', (err) => {
+            // Upstream failed mid-body: the agent sees a cut response (as fastify's stream sending does).
+            if (!gone.aborted) logger.warn({ err }, 'upstream response body failed');
+            res.destroy();
+          });
+          res.writeHead(out.status, out.headers);
+          out.body.pipe(res);
+        },
+        (err: unknown) => {
+          if (gone.aborted) return; // the agent went away: nothing to answer, nothing to log
+          metrics.countUpstream(providerId, err instanceof AthError ? err.code : 'error');
+          handOff(req, res, { kind: 'error', error: err });
+        },
+      );
+    return true;
+  };
 
   // --- admin API, health, metrics -------------------------------------------------------------
   await app.register(adminRoutes({ engine, store, registry, config, isAdmin, clock }), { prefix: '/admin' });

@@ -2,30 +2,18 @@
  * The gateway consent path in real headless Chromium (CSP enforced, real cookies, real redirects),
  * driven by the official agent SDK (@athkit/client GatewayClient) sending only what the spec defines.
  */
-import { existsSync } from 'node:fs';
 import { GatewayClient } from '@athkit/client';
-import { chromium, type Browser } from 'playwright-core';
+import { browserTestsEnabled, launchChromium } from '@athkit/testkit';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_SCOPES, Stack } from './support/stack.js';
 
-const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-describe.skipIf(!existsSync(CHROMIUM) && process.env['CI'] !== 'true')('gateway consent in headless Chromium', () => {
+describe.skipIf(!browserTestsEnabled)('gateway consent in headless Chromium', () => {
   let s: Stack;
   let browser: Browser;
   beforeAll(async () => {
     s = await Stack.start();
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 30_000 });
+    browser = await launchChromium();
   }, 60_000);
   afterAll(async () => {
     await browser?.close();

@@ -5,19 +5,17 @@
  * unticks a scope (partial consent), and the agent then reads mail through the proxy; the admin API
  * and the `ath-gateway admin` CLI see the agent and its token.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { browserTestsEnabled, launchChromium } from '@athkit/testkit';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli.js';
 import { createDemoStack, type DemoStack } from '../src/demo.js';
 import { TestAgent } from './support/stack.js';
 
-const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
-describe.skipIf(!existsSync(CHROMIUM) && process.env['CI'] !== 'true')('demo stack: gateway + Example Mail', () => {
+describe.skipIf(!browserTestsEnabled)('demo stack: gateway + Example Mail', () => {
   let dir: string;
   let demo: DemoStack;
   let agent: TestAgent;
@@ -26,7 +24,7 @@ describe.skipIf(!existsSync(CHROMIUM) && process.env['CI'] !== 'true')('demo sta
     dir = mkdtempSync(join(tmpdir(), 'ath-demo-'));
     agent = await TestAgent.start('Inbox summariser');
     demo = await createDemoStack({ dataDir: dir, port: 0, mailPort: 0, mailApiPort: 0, agentHosts: [agent.hostPort], logger: (await import('pino')).pino({ level: 'silent' }) });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 30_000 });
+    browser = await launchChromium();
   }, 60_000);
   afterAll(async () => {
     await browser?.close();

@@ -167,10 +167,18 @@ describe('proxy over HTTP', () => {
     expect(s.upstream.hits).toBe(before);
   });
 
-  it('unknown provider → 404 with a generic body (F10)', async () => {
+  it('C-156/C-166 (threats F10): an unknown provider is PROVIDER_MISMATCH after the token checks, never a provider oracle', async () => {
+    const before = s.upstream.hits;
     const res = await fetch(`${s.url}/ath/proxy/calendar/v1/x`, { headers: { authorization: `Bearer ${token}`, 'x-ath-agent-id': s.agent.agentId } });
-    expect(res.status).toBe(404);
-    expect(await res.json()).toEqual({ code: 'NOT_FOUND', message: 'Not found' });
+    expect(res.status).toBe(403);
+    expect(((await res.json()) as { code: string }).code).toBe('PROVIDER_MISMATCH');
+    // Without a valid token the caller learns nothing about which providers exist.
+    const anonymous = await fetch(`${s.url}/ath/proxy/calendar/v1/x`);
+    expect(anonymous.status).toBe(401);
+    expect(((await anonymous.json()) as { code: string }).code).toBe('TOKEN_INVALID');
+    const wrongAgent = await fetch(`${s.url}/ath/proxy/calendar/v1/x`, { headers: { authorization: `Bearer ${token}`, 'x-ath-agent-id': 'https://other.example/agent.json' } });
+    expect(((await wrongAgent.json()) as { code: string }).code).toBe('AGENT_IDENTITY_MISMATCH');
+    expect(s.upstream.hits).toBe(before);
   });
 
   it('hop-by-hop, ATH, forwarding and override headers never reach the upstream; Host is the upstream host (F6, F7, C-160)', async () => {

@@ -1,17 +1,20 @@
 #!/usr/bin/env node
 /**
  * ath-conformance run --target <url> --mode gateway|native [options]
+ * ath-conformance gateway-config --agent-port N --upstream-as-port N --upstream-api-port N
  * ath-conformance validate --def <Def> <file.json>
  * ath-conformance validate --examples
  * ath-conformance list
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import YAML from 'yaml';
 import { parseApiMap, parseExpectedFailures } from './config.js';
 import { formatResultLine, formatTable, toJUnit } from './report.js';
 import { OptionsError, runConformance } from './runner.js';
 import { SCENARIOS } from './registry.js';
 import type { ConformanceOptions } from './types.js';
+import { gatewayConfigFragment, UPSTREAM_SECRET_ENV } from './upstream.js';
 import { checkExamples, validateMessage } from './validate.js';
 
 const USAGE = `usage:
@@ -20,7 +23,9 @@ const USAGE = `usage:
       [--agent-host 127.0.0.1] [--agent-port N] [--timeout-ms N] [--max-requests N] [--allow-remote]
       [--provider <provider_id>] [--api-map map.yaml] [--secret-canary <value>]...
       native full:  --native-login-url <url> --native-username <u> --native-password <p> [--consent-driver http|chromium] [--chromium-path /usr/bin/chromium]
-      gateway full: [--upstream-as-port N] [--upstream-api-port N]
+      gateway full: [--upstream-as-port N] [--upstream-api-port N]   (upstream client secret: $ATH_CONFORMANCE_UPSTREAM_SECRET)
+  ath-conformance gateway-config --agent-port N --upstream-as-port N --upstream-api-port N [--agent-host 127.0.0.1]
+      prints the athkit gateway config keys the gateway full profile needs (YAML)
   ath-conformance validate --def <Def> <file.json>
   ath-conformance validate --examples
   ath-conformance list`;
@@ -92,7 +97,17 @@ async function run(argv: string[]): Promise<number> {
   if (values['chromium-path']) options.chromiumPath = values['chromium-path'];
   const asPort = int('upstream-as-port', values['upstream-as-port']);
   const apiPort = int('upstream-api-port', values['upstream-api-port']);
-  if (asPort !== undefined || apiPort !== undefined) options.gatewayUpstream = { ...(asPort !== undefined ? { asPort } : {}), ...(apiPort !== undefined ? { apiPort } : {}) };
+  const upstreamSecret = process.env[UPSTREAM_SECRET_ENV];
+  if (asPort !== undefined || apiPort !== undefined || upstreamSecret) {
+    options.gatewayUpstream = {
+      ...(asPort !== undefined ? { asPort } : {}),
+      ...(apiPort !== undefined ? { apiPort } : {}),
+      ...(upstreamSecret ? { clientSecret: upstreamSecret } : {}),
+    };
+  }
+  if (options.mode === 'gateway' && options.profile === 'full' && !upstreamSecret) {
+    console.error(`note: ${UPSTREAM_SECRET_ENV} is not set, so the mock AS uses a random client secret the gateway cannot know (F.upstream-exchange will fail)`);
+  }
   if (!values.quiet) options.onResult = (r) => console.error(formatResultLine(r));
 
   const report = await runConformance(options);
@@ -100,6 +115,34 @@ async function run(argv: string[]): Promise<number> {
   if (values.report) writeFileSync(values.report, `${JSON.stringify(report, null, 2)}\n`);
   if (values.junit) writeFileSync(values.junit, toJUnit(report));
   return report.ok ? 0 : 1;
+}
+
+/** The gateway config keys for the suite's upstream, for pinned ports (configure the gateway before `run`). */
+function gatewayConfig(argv: string[]): number {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'agent-host': { type: 'string', default: '127.0.0.1' },
+      'agent-port': { type: 'string' },
+      'upstream-host': { type: 'string', default: '127.0.0.1' },
+      'upstream-as-port': { type: 'string' },
+      'upstream-api-port': { type: 'string' },
+    },
+  });
+  const agentPort = int('agent-port', values['agent-port']);
+  const asPort = int('upstream-as-port', values['upstream-as-port']);
+  const apiPort = int('upstream-api-port', values['upstream-api-port']);
+  if (!agentPort || !asPort || !apiPort) throw new OptionsError('gateway-config needs non-zero --agent-port, --upstream-as-port and --upstream-api-port (pin the same ones in run)');
+  const host = values['upstream-host'];
+  const fragment = gatewayConfigFragment({
+    asOrigin: `http://${host}:${asPort}`,
+    apiOrigin: `http://${host}:${apiPort}`,
+    agentHostPort: `${values['agent-host']}:${agentPort}`,
+  });
+  console.log(`# athkit gateway config keys for ath-conformance (gateway mode, full profile); merge into gateway.yaml.
+# Set ${UPSTREAM_SECRET_ENV} to the same value for the gateway and for \`ath-conformance run\`.
+${YAML.stringify(fragment)}`);
+  return 0;
 }
 
 function validate(argv: string[]): number {
@@ -145,6 +188,8 @@ async function main(): Promise<number> {
     switch (command) {
       case 'run':
         return await run(rest);
+      case 'gateway-config':
+        return gatewayConfig(rest);
       case 'validate':
         return validate(rest);
       case 'list':

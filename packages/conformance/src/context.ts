@@ -128,8 +128,12 @@ export class RunContext {
   private recordError(res: HttpResponse): void {
     const problems: string[] = [];
     const ct = res.header('content-type');
-    const isApiPassThrough = this.apiBase !== null && res.url.startsWith(this.apiBase) && !this.isAthError(res.json);
-    if (isApiPassThrough) return; // upstream/native responses that are not ATH errors are not ours to judge
+    const isApiPassThrough =
+      ((this.apiBase !== null && res.url.startsWith(this.apiBase)) ||
+        // gateway: the suite's recording upstream API marks its answers; the gateway passes them through (C-163)
+        (this.upstream !== null && res.header('x-upstream') === 'ath-conformance')) &&
+      !this.isAthError(res.json);
+    if (isApiPassThrough) return; // upstream/native responses that are not ATH errors are not ours to judge (C-200)
     if (!ct || !/^application\/json\b/i.test(ct)) problems.push(`content-type is ${ct ?? 'missing'}, not application/json`);
     const shape = validateATHError(res.json);
     if (!shape.valid) {

@@ -7,8 +7,9 @@
  *   follow the convention in the README (a POST form; scope checkboxes `name="scope"`; submit
  *   buttons `name="decision"` with values `approve` / `deny`).
  * - native, `chromium`: the same through real headless Chromium (playwright-core).
- * - gateway: a cookie-jar client through the target's launch URL to the suite's mock AS and back
- *   to the target's `/ath/callback`.
+ * - gateway: a cookie-jar client through the target's launch URL (and its interstitial, if it shows
+ *   one: continued with decision=approve) to the suite's mock AS and back to the target's
+ *   `/ath/callback`.
  */
 import { Browser, type HttpClient, type HttpResponse } from './http.js';
 import { brief, check, fail, skip } from './assert.js';
@@ -398,11 +399,30 @@ export class GatewayHttpDriver implements FlowDriver {
     const callback = new URL('/ath/callback', this.target).toString();
     const asOrigin = this.upstream.asOrigin;
     const targetOrigin = new URL(this.target).origin;
-    const chain = await browser.navigate(authorizationUrl, {
-      follow: (u) => (u.origin === targetOrigin && !u.toString().startsWith(callback)) || u.origin === asOrigin,
-      max: 6,
-    });
-    const last = chain[chain.length - 1]!;
+    const follow = (u: URL) => (u.origin === targetOrigin && !u.toString().startsWith(callback)) || u.origin === asOrigin;
+    const chain = await browser.navigate(authorizationUrl, { follow, max: 6 });
+    let last = chain[chain.length - 1]!;
+    // A gateway may first show its own interstitial (threats D10: the user confirms which agent asks
+    // before anything goes upstream). It follows the consent-form convention: a POST form with submit
+    // buttons name="decision" (approve / deny). The suite continues there; the user's actual
+    // decision (choice) is made at the mock AS.
+    if (last.status === 200 && new URL(last.url).origin === targetOrigin) {
+      const form = parseForms(last.text, last.url).find((f) => f.method === 'POST' && f.buttons.some((b) => b.name === 'decision' && b.value === 'approve'));
+      check(form, `opening authorization_url ended at a page on the target without a form to continue (submit button name="decision" value="approve"): ${brief(last.text, 160)}`);
+      check(new URL(form.action).origin === targetOrigin, `the interstitial form posts to another origin: ${form.action}`);
+      const posted = await browser.request(form.action, {
+        method: 'POST',
+        // What a browser sends with a same-origin form submission.
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: targetOrigin, referer: last.url },
+        body: formBody(form, [['decision', 'approve']]),
+      });
+      chain.push(posted);
+      const loc = posted.header('location');
+      if (posted.status >= 300 && posted.status < 400 && loc && follow(new URL(loc, posted.url))) {
+        chain.push(...(await browser.navigate(new URL(loc, posted.url).toString(), { follow, max: 6 })));
+      }
+      last = chain[chain.length - 1]!;
+    }
     const loc = last.header('location');
     const next = loc ? new URL(loc, last.url).toString() : '';
     check(next.startsWith(callback), `the mock AS did not send the browser back to ${callback}: ${last.status} ${brief(next || last.text, 160)}`);

@@ -4,6 +4,7 @@
  * with a per-scenario deadline, and tears everything down. Never throws for a failing target.
  */
 import { randomBytes } from 'node:crypto';
+import YAML from 'yaml';
 import { AgentHost } from './agents.js';
 import { Failure, Skip } from './assert.js';
 import { RunContext, PATHS } from './context.js';
@@ -11,7 +12,7 @@ import { GatewayHttpDriver, NativeChromiumDriver, NativeHttpDriver } from './flo
 import { BudgetExceeded, DestinationRefused, HttpClient, isLoopbackHost } from './http.js';
 import { SCENARIOS } from './registry.js';
 import type { ConformanceOptions, Report, ResultStatus, Scenario, ScenarioResult } from './types.js';
-import { MockUpstream, UPSTREAM_PROVIDER_ID } from './upstream.js';
+import { MockUpstream, UPSTREAM_PROVIDER_ID, UPSTREAM_SECRET_ENV } from './upstream.js';
 import { SUITE_VERSION } from './version.js';
 
 export class OptionsError extends Error {
@@ -110,14 +111,27 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
   log(`agent documents served on ${agents.origin} — the target must allow plain-http identity documents from ${agents.hostPort}`);
 
   const results: ScenarioResult[] = [];
+  let ownedUpstream: MockUpstream | null = null;
   try {
     if (profile === 'full') {
       if (options.mode === 'gateway') {
-        const upstream = new MockUpstream();
-        await upstream.start(options.gatewayUpstream?.asPort ?? 0, options.gatewayUpstream?.apiPort ?? 0);
+        const given = options.gatewayUpstream?.instance;
+        let upstream: MockUpstream;
+        if (given) {
+          upstream = given;
+        } else {
+          const secret = options.gatewayUpstream?.clientSecret;
+          upstream = new MockUpstream(secret ? { clientSecret: secret } : {});
+          await upstream.start(options.gatewayUpstream?.asPort ?? 0, options.gatewayUpstream?.apiPort ?? 0);
+          ownedUpstream = upstream;
+        }
         ctx.upstream = upstream;
+        ctx.secrets.add(upstream.clientSecret); // the upstream client secret must never reach an agent (C-214)
         ctx.flow = new GatewayHttpDriver(http, targetOrigin, upstream);
-        log(`gateway upstream: mock AS ${upstream.asOrigin}, recording API ${upstream.apiOrigin}; configure the gateway with:\n${JSON.stringify(upstream.providerEntry(), null, 2)}`);
+        log(
+          `gateway upstream: mock AS ${upstream.asOrigin}, recording API ${upstream.apiOrigin}; the gateway's config needs ` +
+            `(with ${UPSTREAM_SECRET_ENV} set to the suite's upstream client secret):\n${YAML.stringify(upstream.gatewayConfigFragment(agents.hostPort))}`,
+        );
       } else if (options.nativeLogin) {
         ctx.flow =
           options.consentDriver === 'chromium'
@@ -181,7 +195,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
     }
   } finally {
     await ctx.flow?.close().catch(() => undefined);
-    await ctx.upstream?.close().catch(() => undefined);
+    await ownedUpstream?.close().catch(() => undefined);
     await agents.close();
   }
 

@@ -1,4 +1,5 @@
 import type { RunContext } from './context.js';
+import type { MockUpstream } from './upstream.js';
 
 export type Mode = 'gateway' | 'native';
 export type Profile = 'basic' | 'full';
@@ -83,8 +84,13 @@ export interface ConformanceOptions {
   consentDriver?: 'http' | 'chromium';
   /** Chromium for consentDriver 'chromium'. Default /usr/bin/chromium. */
   chromiumPath?: string;
-  /** Gateway full profile: ports of the suite's mock authorization server and upstream API (0 = any). */
-  gatewayUpstream?: { asPort?: number; apiPort?: number };
+  /**
+   * Gateway full profile: the suite's mock authorization server and upstream API — their ports
+   * (0 = any), the upstream client secret the gateway is configured with (default: random), or an
+   * already started `MockUpstream` the caller owns (then ports and secret are its own, and the
+   * runner does not close it).
+   */
+  gatewayUpstream?: { asPort?: number; apiPort?: number; clientSecret?: string; instance?: MockUpstream };
   /** Strings that must never appear in any response (e.g. the provider client secrets the target is configured with). */
   secretCanaries?: readonly string[];
   /** Called with each result as it completes. */

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import YAML from 'yaml';
 import { freePort, startTarget, type TestTarget } from './support/target.js';
 
 const pkg = fileURLToPath(new URL('..', import.meta.url));
@@ -115,5 +116,41 @@ describe('ath-conformance validate', () => {
     const r = await cli(['validate', '--examples']);
     expect(r.code, r.stdout).toBe(0);
     expect(r.stdout).toMatch(/\d+ examples, 0 wrong/);
+  });
+});
+
+describe('ath-conformance gateway-config', () => {
+  it('prints the athkit gateway config keys for pinned ports (secret only by env name)', async () => {
+    const r = await cli(['gateway-config', '--agent-port', '7800', '--upstream-as-port', '7801', '--upstream-api-port', '7802']);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = YAML.parse(r.stdout) as {
+      allowInsecureAgentHosts: string[];
+      approval: { autoApprove: string[]; deny: string[] };
+      providers: { provider_id: string; agent_approval_required: boolean; api_base: string; oauth: Record<string, string>; scope_map: { methods: string[]; path: string; scope: string }[] }[];
+    };
+    expect(doc.allowInsecureAgentHosts).toEqual(['127.0.0.1:7800']);
+    expect(doc.approval).toEqual({ autoApprove: ['conf:read', 'conf:write'], deny: ['conf:admin'] });
+    expect(doc.providers.map((p) => [p.provider_id, p.agent_approval_required])).toEqual([
+      ['ath-conformance', true],
+      ['ath-conformance-p2', true],
+      ['ath-conformance-open', false],
+    ]);
+    const main = doc.providers[0]!;
+    expect(main.oauth).toEqual({
+      authorization_endpoint: 'http://127.0.0.1:7801/authorize',
+      token_endpoint: 'http://127.0.0.1:7801/token',
+      client_id: 'ath-conformance-client',
+      client_secret_env: 'ATH_CONFORMANCE_UPSTREAM_SECRET',
+      token_endpoint_auth_method: 'client_secret_basic',
+    });
+    expect(main.api_base).toBe('http://127.0.0.1:7802/');
+    expect(main.scope_map).toContainEqual({ methods: ['GET', 'HEAD'], path: '/v1/items', scope: 'conf:read' });
+    expect(r.stdout).not.toMatch(/client_secret:/);
+  });
+
+  it('needs the three ports (exit 2)', async () => {
+    const r = await cli(['gateway-config', '--agent-port', '7800']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/needs non-zero --agent-port, --upstream-as-port and --upstream-api-port/);
   });
 });

@@ -22,3 +22,4 @@ export {
   type ReadmeExampleResult,
 } from './readme.js';
 export { freePort } from './net.js';
+export { CHROMIUM_ARGS, CHROMIUM_PATH, browserTestsEnabled, launchChromium } from './chromium.js';

@@ -3,7 +3,7 @@ import { brief, check, skip } from '../assert.js';
 import { PATHS, UNKNOWN_PROVIDER, type Registration, type RunContext } from '../context.js';
 import type { HttpResponse } from '../http.js';
 import type { Scenario } from '../types.js';
-import { UPSTREAM_PROVIDER_ID } from '../upstream.js';
+import { UPSTREAM_P2_PROVIDER_ID, UPSTREAM_PROVIDER_ID, UPSTREAM_SECRET_ENV } from '../upstream.js';
 import { cases } from './attestation.js';
 import { obtainToken, runFlow } from './flows.js';
 
@@ -153,9 +153,21 @@ export const apiScenarios: Scenario[] = [
       ctx.expectError(res, 403, 'PROVIDER_MISMATCH', 'other provider via the alias');
       return;
     }
-    ctx.expectError(await callApi(ctx, ops, op, { token, agentId: reg.agent.agentId, providerId: UNKNOWN_PROVIDER }), 403, 'PROVIDER_MISMATCH', 'other provider');
+    // Checklist fixtures: P2 is a second configured provider (not approved for A1), Q does not exist.
+    const catalog = Array.isArray(ctx.discovery?.['supported_providers']) ? (ctx.discovery['supported_providers'] as Record<string, unknown>[]) : [];
+    const others = catalog.map((p) => String(p['provider_id'])).filter((id) => id !== ctx.providerId);
+    const p2 = others.includes(UPSTREAM_P2_PROVIDER_ID) ? UPSTREAM_P2_PROVIDER_ID : others[0];
     const reg2 = await ctx.secondary();
-    ctx.expectError(await callApi(ctx, ops, op, { token, agentId: reg2.agent.agentId, providerId: UNKNOWN_PROVIDER }), 403, 'AGENT_IDENTITY_MISMATCH', 'wrong agent and provider (order, C-166b)');
+    const before = ctx.upstream?.apiRequests.length ?? 0;
+    await cases([
+      ...(p2 !== undefined
+        ? [[`second provider ${p2}`, async () => ctx.expectError(await callApi(ctx, ops, op, { token, agentId: reg.agent.agentId, providerId: p2 }), 403, 'PROVIDER_MISMATCH', `T1 on /ath/proxy/${p2}`)] as [string, () => Promise<void>]]
+        : []),
+      ['unknown provider', async () => ctx.expectError(await callApi(ctx, ops, op, { token, agentId: reg.agent.agentId, providerId: UNKNOWN_PROVIDER }), 403, 'PROVIDER_MISMATCH', `T1 on /ath/proxy/${UNKNOWN_PROVIDER}`)],
+      ['wrong agent and unknown provider', async () => ctx.expectError(await callApi(ctx, ops, op, { token, agentId: reg2.agent.agentId, providerId: UNKNOWN_PROVIDER }), 403, 'AGENT_IDENTITY_MISMATCH', 'C-166b order')],
+    ]);
+    if (p2 === undefined) ctx.note('the catalog has no second provider: only an unknown provider was tried');
+    if (ctx.upstream) check(ctx.upstream.apiRequests.length === before, 'the upstream was called');
   }, ['F10']),
   h('H.scope-enforced', 'An operation needing a scope the token lacks → 403 SCOPE_NOT_APPROVED', ['C-157', 'C-167'], 'S/server/proxy.mdx step 4; AMB-29', async (ctx) => {
     const reg = await ctx.primary();
@@ -271,7 +283,8 @@ export const apiScenarios: Scenario[] = [
     check(t.form.get('grant_type') === 'authorization_code', `grant_type ${t.form.get('grant_type')}`);
     check(t.pkceOk, 'code_verifier does not match the code_challenge');
     check(t.form.get('redirect_uri') === ctx.url(PATHS.callback), `redirect_uri ${t.form.get('redirect_uri')}`);
-    check(!!t.authorization || t.form.get('client_secret') === up.clientSecret, 'no client authentication upstream');
+    check(t.clientAuth !== 'none', 'no client authentication upstream');
+    check(t.clientAuthOk, `client authentication (${t.clientAuth}) is not ${up.clientId} with the configured client secret (${UPSTREAM_SECRET_ENV})`);
   }, ['D1', 'D4'], { modes: ['gateway'], section: 'F' }),
   h('F.upstream-failure', 'An upstream invalid_grant → callback 502 OAUTH_ERROR; token → 502 OAUTH_ERROR', ['C-108'], 'S/schema.mdx OAUTH_ERROR; AMB-02', async (ctx) => {
     if (!ctx.upstream) skip('needs the suite upstream');

@@ -143,9 +143,40 @@ export async function validateAccess(ctx: EngineContext, cache: TokenCache, req:
   const ipAllowList = record.restrictions
     ? await enforceTokenRestrictions(ctx.store, record, req.clientIp, now)
     : null;
-  return {
-    ...(record.restrictions ? { restrictions: record.restrictions } : {}),
-    ...(ipAllowList ? { ipAllowList } : {}),
+  return grantOf(record, ipAllowList);
+}
+
+/**
+ * The hot path's synchronous check: the call's grant when the token cache alone decides the call
+ * and it is allowed (cached token, not revoked or expired, matching agent and provider, scope
+ * granted, no handshake restrictions). Null in every other case (not cached, any error, any rule
+ * that needs the store or an audit event): then {@link validateAccess} decides and reports.
+ * No store access, no audit event, no promise.
+ */
+export function peekAccess(ctx: EngineContext, cache: TokenCache, req: AccessRequest): AccessGrant | null {
+  const authorization = req.authorization;
+  const match = authorization ? BEARER.exec(authorization) : null;
+  if (!match) return null;
+  const now = ctx.clock.now();
+  const record = cache.get(match[1]!, now);
+  if (
+    !record ||
+    record.revokedAt !== null ||
+    record.expiresAt <= now ||
+    record.restrictions ||
+    typeof req.agentIdHeader !== 'string' ||
+    req.agentIdHeader !== record.agentId ||
+    req.providerId !== record.providerId ||
+    req.requiredScope === null ||
+    !record.scopes.includes(req.requiredScope)
+  ) {
+    return null;
+  }
+  return grantOf(record, null);
+}
+
+function grantOf(record: TokenRecord, ipAllowList: readonly string[] | null): AccessGrant {
+  const grant: AccessGrant = {
     agentId: record.agentId,
     clientId: record.clientId,
     userId: record.userId,
@@ -156,4 +187,7 @@ export async function validateAccess(ctx: EngineContext, cache: TokenCache, req:
     expiresAt: record.expiresAt,
     tokenHash: record.tokenHash,
   };
+  if (record.restrictions) grant.restrictions = record.restrictions;
+  if (ipAllowList) grant.ipAllowList = ipAllowList;
+  return grant;
 }

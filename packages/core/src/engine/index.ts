@@ -7,7 +7,7 @@ import { defaultApprovalPolicy, type ApprovalPolicy } from '../policy.js';
 import { staticCatalog, type ProviderCatalog, type ProviderConfig } from '../providers.js';
 import { cryptoRandom, type RandomSource } from '../random.js';
 import type { SessionRecord, Store } from '../store.js';
-import { TokenCache, validateAccess, type AccessGrant, type AccessRequest } from './access.js';
+import { peekAccess, TokenCache, validateAccess, type AccessGrant, type AccessRequest } from './access.js';
 import { AgentAdmin } from './admin.js';
 import {
   authorize,
@@ -186,6 +186,20 @@ export class AthEngine {
   /** One proxied or native API call. */
   validateAccess(req: AccessRequest): Promise<AccessGrant> {
     return validateAccess(this.ctx, this.tokenCache, req);
+  }
+
+  /**
+   * The hot path's synchronous form of {@link validateAccess}: the grant when the token cache alone
+   * allows the call; null when it cannot say so without the store or an error (then call
+   * validateAccess, which decides and reports). No side effects.
+   */
+  peekAccess(req: AccessRequest): AccessGrant | null {
+    return peekAccess(this.ctx, this.tokenCache, req);
+  }
+
+  /** Whether requests in `bucket` are rate limited (each one then costs a store write). */
+  isRateLimited(bucket: RateLimitBucket): boolean {
+    return this.rateLimiter.has(bucket);
   }
 
   /** POST /ath/revoke → 200. */

@@ -39,6 +39,11 @@ export class RateLimiter {
     this.rules[bucket] ??= rule;
   }
 
+  /** Whether `bucket` has a rule. */
+  has(bucket: RateLimitBucket): boolean {
+    return this.rules[bucket] !== undefined;
+  }
+
   /** Counts one request of `key` (e.g. `ip:203.0.113.7`, `agent:<agent_id>`) in `bucket`; throws when over. */
   async enforce(bucket: RateLimitBucket, key: string): Promise<void> {
     const rule = this.rules[bucket];

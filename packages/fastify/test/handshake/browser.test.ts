@@ -2,10 +2,10 @@
  * The browser ConfirmationChannel of the 9-step handshake (steps 6-7 through the consent page) in
  * real headless Chromium (Debian chromium + playwright-core, never a downloaded browser).
  */
-import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { generateEphemeralKeyPair, signAttestation } from '@athkit/core';
+import { browserTestsEnabled, launchChromium } from '@athkit/testkit';
 import { agentDocs, startService, type DocAgent, type Service } from './service.js';
 import {
   basic,
@@ -18,9 +18,7 @@ import {
   type Registration,
 } from './flow.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-
-describe.runIf(existsSync(CHROMIUM))(
+describe.runIf(browserTestsEnabled)(
   '9-step handshake, browser confirmation channel in headless Chromium (C-264, C-265)',
   () => {
     let docs: Awaited<ReturnType<typeof agentDocs>>;
@@ -34,20 +32,7 @@ describe.runIf(existsSync(CHROMIUM))(
       svc = await startService({ agentHostPort: docs.hostPort, push: false });
       agent = await docs.add('browser-assistant');
       reg = await registerAgent(svc, agent);
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        timeout: 30_000,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-quic',
-          '--no-first-run',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-        ],
-      });
+      browser = await launchChromium();
     }, 60_000);
     afterAll(async () => {
       await browser?.close();
