@@ -92,10 +92,7 @@ export function adminRoutes(deps: AdminDeps): FastifyPluginCallback {
       athHeaders(reply);
       if (!isAdmin(request.headers.authorization)) {
         reply.header('www-authenticate', 'Bearer realm="ath-gateway-admin"');
-        void reply
-          .code(401)
-          .type('application/json; charset=utf-8')
-          .send(JSON.stringify({ code: 'TOKEN_INVALID', message: 'Admin credentials required' }));
+        void sendAthError(request, reply, new AthError('TOKEN_INVALID', 'Admin credentials required'));
         return;
       }
       next();

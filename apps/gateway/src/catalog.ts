@@ -1,7 +1,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { ProviderCatalog, ProviderConfig } from '@athkit/core';
-import { ConfigError, parseProviderConfig, providerToJson, type GatewayProviderConfig } from './config.js';
+import { ConfigError, parseProviderConfig, providerToJson, toCoreProvider, type GatewayProviderConfig } from './config.js';
 import { ScopeMap } from './scope-map.js';
 
 /** A provider as the running gateway uses it: config, compiled scope map, parsed API base. */
@@ -25,14 +25,7 @@ function live(config: GatewayProviderConfig): LiveProvider {
     config,
     scopeMap: ScopeMap.compile(config.scope_map),
     apiBase: new URL(config.api_base),
-    core: {
-      provider_id: config.provider_id,
-      display_name: config.display_name,
-      ...(config.categories ? { categories: config.categories } : {}),
-      available_scopes: config.available_scopes,
-      ...(config.agent_approval_required !== undefined ? { agent_approval_required: config.agent_approval_required } : {}),
-      upstream_client_id: config.oauth.client_id,
-    },
+    core: toCoreProvider(config),
   };
 }
 

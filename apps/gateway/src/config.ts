@@ -429,12 +429,7 @@ export function parseConfig(raw: unknown, env: Readonly<Record<string, string | 
     if (value === undefined || value === '') {
       issues.push(`providers[${i}].oauth.client_secret_env: environment variable ${p.oauth.client_secret_env} is not set`);
     }
-    const { client_secret: _inline, ...oauth } = p.oauth;
-    return {
-      ...p,
-      ...(p.categories ? { categories: p.categories } : {}),
-      oauth: { ...oauth, client_secret: new Secret(value ?? '') },
-    };
+    return withClientSecret(p, value ?? '');
   });
   if (issues.length) throw new ConfigError(issues, source);
   let adminKey: Secret | null = c.secrets.adminKey ? new Secret(c.secrets.adminKey) : null;
@@ -497,6 +492,11 @@ export function parseProviderConfig(
   if (value === undefined || value === '') {
     throw new ConfigError([`oauth.client_secret_env: environment variable ${p.oauth.client_secret_env} is not set`]);
   }
+  return withClientSecret(p, value);
+}
+
+/** A validated provider with its client secret (read from `client_secret_env`) in place of any inline one. */
+function withClientSecret(p: z.output<ReturnType<typeof providerSchema>>, value: string): GatewayProviderConfig {
   const { client_secret: _inline, ...oauth } = p.oauth;
   return { ...p, ...(p.categories ? { categories: p.categories } : {}), oauth: { ...oauth, client_secret: new Secret(value) } };
 }
@@ -554,16 +554,21 @@ export function serializeConfig(config: GatewayConfig): string {
   return JSON.stringify(config, null, 2);
 }
 
-/** The engine's provider catalog entries (never the client secret, C-008 / C-214). */
-export function toCoreProviders(config: GatewayConfig): ProviderConfig[] {
-  return config.providers.map((p) => ({
+/** One provider as the engine's catalog sees it (never the client secret, C-008 / C-214). */
+export function toCoreProvider(p: GatewayProviderConfig): ProviderConfig {
+  return {
     provider_id: p.provider_id,
     display_name: p.display_name,
     ...(p.categories ? { categories: p.categories } : {}),
     available_scopes: p.available_scopes,
     ...(p.agent_approval_required !== undefined ? { agent_approval_required: p.agent_approval_required } : {}),
     upstream_client_id: p.oauth.client_id,
-  }));
+  };
+}
+
+/** The engine's provider catalog entries for every configured provider. */
+export function toCoreProviders(config: GatewayConfig): ProviderConfig[] {
+  return config.providers.map(toCoreProvider);
 }
 
 /** The approval policy the config describes (core's default policy). */

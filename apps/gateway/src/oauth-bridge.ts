@@ -147,11 +147,6 @@ export class OAuthBridge implements UpstreamTokenSource {
     this.tokenCacheMs = options.tokenCacheMs ?? 5000;
   }
 
-  /** Discovers every provider's metadata now instead of on first use (startup check). */
-  async ready(providerIds: readonly string[]): Promise<void> {
-    await Promise.all(providerIds.map((id) => this.runtime(id)));
-  }
-
   /** Forgets discovered metadata (e.g. after the admin API changed a provider). */
   forget(providerId?: string): void {
     if (providerId === undefined) this.runtimes.clear();
@@ -306,11 +301,6 @@ export class OAuthBridge implements UpstreamTokenSource {
     if (until <= now) return;
     if (this.tokenCache.size >= 100_000) this.tokenCache.delete(this.tokenCache.keys().next().value!);
     this.tokenCache.set(grantId, { token: set.access_token, until });
-  }
-
-  /** Drops the in-process copy of a grant's upstream token (e.g. after the grant was deleted). */
-  forgetGrant(grantId: string): void {
-    this.tokenCache.delete(grantId);
   }
 
   private fresh(set: UpstreamTokenSet): boolean {

@@ -16,11 +16,11 @@ import {
   type Store,
 } from '@athkit/core';
 import {
+  accessRequest,
   athEndpoints,
   athHeaders,
   engineRateLimits,
   GATEWAY_CONTINUE_PATH,
-  headerCount,
   HSTS,
   onlyValue,
   sendAthError,
@@ -296,10 +296,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
         const form = request.body instanceof URLSearchParams ? request.body : new URLSearchParams();
         kit.checkOrigin(request);
         const state = onlyValue(form, 'state');
-        const decision = onlyValue(form, 'decision');
-        if (decision !== 'approve' && decision !== 'deny') {
-          throw new AthError('INVALID_REQUEST', 'decision must be approve or deny', { field: 'decision' });
-        }
+        const decision = kit.decision(form);
         const cookies = await kit.bindingCookies(request, state);
         const session = await engine.openCallback(state, cookies);
         if (decision === 'approve') {
@@ -388,15 +385,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
             // C-156/C-166: the token and agent are checked before the provider, so a valid token on
             // an unknown provider is 403 PROVIDER_MISMATCH (and a bad token or agent header is its own
             // error), never a 404 that would tell an unauthenticated caller which providers exist.
-            if (headerCount(request, 'x-ath-agent-id') > 1 || headerCount(request, 'authorization') > 1) {
-              throw new AthError('INVALID_REQUEST', 'Authorization and X-ATH-Agent-ID must each be sent once', { reason: 'duplicate_header' });
-            }
-            await engine.validateAccess({
-              authorization: request.headers.authorization,
-              agentIdHeader: request.headers['x-ath-agent-id'],
-              providerId,
-              requiredScope: null,
-            });
+            await engine.validateAccess(accessRequest(request, providerId, null));
             throw new AthError('NOT_FOUND', 'Not found'); // only for a token bound to a provider since removed
           }
           const length = request.headers['content-length'];
@@ -410,16 +399,8 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
             reply.header('connection', 'close');
             throw new AthError('INVALID_REQUEST', 'Unsupported Transfer-Encoding', { reason: 'transfer_encoding' });
           }
-          if (headerCount(request, 'x-ath-agent-id') > 1 || headerCount(request, 'authorization') > 1) {
-            throw new AthError('INVALID_REQUEST', 'Authorization and X-ATH-Agent-ID must each be sent once', { reason: 'duplicate_header' });
-          }
           // token → agent → provider → scope (C-166), all in core.
-          const grant = await engine.validateAccess({
-            authorization: request.headers.authorization,
-            agentIdHeader: request.headers['x-ath-agent-id'],
-            providerId,
-            requiredScope: provider.scopeMap.requiredScope(request.method, target),
-          });
+          const grant = await engine.validateAccess(accessRequest(request, providerId, provider.scopeMap.requiredScope(request.method, target)));
           await engine.enforceRateLimit('api', `agent:${grant.clientId}`);
           const upstreamTarget = buildUpstreamTarget(provider.apiBase, target);
 

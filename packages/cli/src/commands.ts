@@ -1,7 +1,5 @@
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import type {
-  GatewayClient} from '@athkit/client';
 import {
   AthClientError,
   NativeClient,
@@ -12,6 +10,7 @@ import {
   processServiceDiscoveryResponse,
   publicJwk,
   serviceDiscoveryRequest,
+  type GatewayClient,
   type PendingAuthorization,
   type StoredToken,
 } from '@athkit/client';
@@ -287,7 +286,7 @@ const register: Command = {
 
 const status: Command = {
   summary: 'show the registration status (polls while pending with --wait)',
-  usage: 'ath status [--wait [--timeout-wait <s>]]',
+  usage: 'ath status [--wait [--wait-timeout <s>]]',
   options: {
     server: SERVER,
     wait: { type: 'boolean', description: 'poll until the agent is approved or denied' },
@@ -320,7 +319,6 @@ const status: Command = {
 // --------------------------------------------------------------------------------------- authorize
 
 async function finish(
-  ctx: Context,
   client: NativeClient | GatewayClient,
   pending: PendingAuthorization,
   values: Values,
@@ -391,7 +389,7 @@ const authorize: Command = {
     say(`Open this URL in your browser to approve:\n${pending.authorizationUrl}\n`);
     if (flag(values['open'])) await openBrowser(pending.authorizationUrl);
     say(redirect ? `Waiting for the browser to return to ${redirect.redirectUri} …\n` : 'Waiting for approval …\n');
-    const token = await finish(ctx, client, pending, values, redirect);
+    const token = await finish(client, pending, values, redirect);
     const show = flag(values['show-secret']);
     out(ctx, values, tokenJson(token, show), tokenHuman(token, show));
     return EXIT.OK;
@@ -426,7 +424,7 @@ const token: Command = {
       else if (pending.redirectUri) throw new UsageError('this authorization returns through a redirect: pass --redirect-url <the URL the browser was sent to>');
       else {
         if (!flag(values['json'])) ctx.io.stdout('Waiting for approval …\n');
-        result = await finish(ctx, client, pending, values, undefined);
+        result = await finish(client, pending, values, undefined);
       }
     } else {
       result = await client.token(provider);

@@ -60,7 +60,7 @@ export function exitCodeFor(err: unknown): number {
 /** The error as the user sees it: one line, plus a hint line when there is one. */
 export function describeError(err: unknown): { message: string; hint?: string; json: Record<string, unknown> } {
   if (err instanceof AthClientError) {
-    const where = [err.fromServer ? err.code : `${err.code}`, err.status !== undefined ? `HTTP ${err.status}` : null].filter(Boolean).join(', ');
+    const where = [err.code, err.status !== undefined ? `HTTP ${err.status}` : null].filter(Boolean).join(', ');
     return { message: `${err.message} (${where})`, ...(err.hint ? { hint: err.hint } : {}), json: err.toJSON() };
   }
   if (err instanceof ConfigError) {

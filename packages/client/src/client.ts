@@ -6,6 +6,7 @@ import {
   type ProviderInfo,
   type ProviderScopeRequest,
   type ServiceDiscoveryDocument,
+  type TokenResponse,
 } from '@athkit/schemas';
 import type { AgentCredentials } from './attestation.js';
 import {
@@ -317,7 +318,16 @@ export abstract class AthClient {
       }
       throw err;
     }
-    const stored: StoredToken = {
+    const stored = this.toStoredToken(token);
+    const latest = await this.requireCredentials();
+    const { [pending.providerId]: _done, ...rest } = latest.pending ?? {};
+    await this.store.save({ ...latest, pending: rest, tokens: { ...latest.tokens, [stored.providerId]: stored } });
+    return stored;
+  }
+
+  /** The token as the store keeps it: `expires_in` becomes an absolute time on this client's clock. */
+  protected toStoredToken(token: Pick<TokenResponse, 'access_token' | 'token_type' | 'provider_id' | 'agent_id' | 'effective_scopes' | 'expires_in'>): StoredToken {
+    return {
       accessToken: token.access_token,
       tokenType: token.token_type,
       providerId: token.provider_id,
@@ -325,10 +335,6 @@ export abstract class AthClient {
       scopes: token.effective_scopes,
       expiresAt: this.clock.now() + token.expires_in * 1000,
     };
-    const latest = await this.requireCredentials();
-    const { [pending.providerId]: _done, ...rest } = latest.pending ?? {};
-    await this.store.save({ ...latest, pending: rest, tokens: { ...latest.tokens, [stored.providerId]: stored } });
-    return stored;
   }
 
   private async forgetPending(pending: PendingAuthorization): Promise<void> {
@@ -604,15 +610,7 @@ export class NativeClient extends AthClient {
       },
       parameters,
     );
-    const c = session.complete;
-    const stored: StoredToken = {
-      accessToken: c.access_token,
-      tokenType: c.token_type,
-      providerId: c.provider_id,
-      agentId: c.agent_id,
-      scopes: c.effective_scopes,
-      expiresAt: this.clock.now() + c.expires_in * 1000,
-    };
+    const stored = this.toStoredToken(session.complete);
     const latest = await this.requireCredentials();
     await this.store.save({ ...latest, tokens: { ...latest.tokens, [stored.providerId]: stored } });
     return session;

@@ -22,3 +22,8 @@ export function randomToken(bytes = 32): string {
   globalThis.crypto.getRandomValues(buf);
   return base64url(buf);
 }
+
+/** An HTTP Basic `Authorization` value for client credentials (AMB-07). */
+export function basicAuthorization(id: string, secret: string): string {
+  return `Basic ${toBase64(new TextEncoder().encode(`${id}:${secret}`))}`;
+}

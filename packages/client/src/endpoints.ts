@@ -17,7 +17,7 @@ import {
   type TokenResponse,
 } from '@athkit/schemas';
 import { createAttestation, type AgentCredentials, type AttestationOptions } from './attestation.js';
-import { toBase64 } from './encoding.js';
+import { basicAuthorization } from './encoding.js';
 import { AthClientError } from './errors.js';
 import {
   assertSecureUrl,
@@ -113,8 +113,7 @@ export async function agentStatusRequest(
   options?: HttpOptions,
 ): Promise<Response> {
   const { href } = url(baseUrl, `/ath/agents/${encodeURIComponent(clientId)}`);
-  const basic = toBase64(new TextEncoder().encode(`${clientId}:${clientSecret}`));
-  return send(href, { method: 'GET', headers: { authorization: `Basic ${basic}` } }, options);
+  return send(href, { method: 'GET', headers: { authorization: basicAuthorization(clientId, clientSecret) } }, options);
 }
 
 /** 200 AgentStatusResponse. */

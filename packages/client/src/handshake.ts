@@ -1,4 +1,6 @@
 import {
+  ENDPOINTS,
+  PROTOCOL_VERSION,
   validateHandshakeAuthorizationResponse,
   validateHandshakeComplete,
   validateHandshakeResponse,
@@ -16,6 +18,8 @@ import {
 } from '@athkit/schemas';
 import { signAttestation } from '@athkit/core/attestation';
 import {
+  KEY_EXCHANGE_ALG,
+  MAX_SESSION_KEY_SECONDS,
   SERVER_TRANSCRIPT_TYP,
   decryptWithSessionKey,
   deriveSessionKey,
@@ -28,10 +32,10 @@ import {
   type SessionKey,
 } from '@athkit/core/handshake';
 import { exportJWK, type JWK } from 'jose';
-import { createAttestation, type AgentCredentials } from './attestation.js';
-import { randomToken, toBase64 } from './encoding.js';
+import { createAttestation, DEFAULT_ATTESTATION_LIFETIME_SECONDS, type AgentCredentials } from './attestation.js';
+import { basicAuthorization, randomToken } from './encoding.js';
 import { AthClientError } from './errors.js';
-import { errorFromResponse, postJson, processJson, send, type Clock, type HttpOptions } from './http.js';
+import { errorFromResponse, postJson, processJson, readJson, send, type Clock, type HttpOptions } from './http.js';
 
 /** One message of the handshake as it went over the wire (for logs and the demo). */
 export interface HandshakeStepEvent {
@@ -97,7 +101,7 @@ export interface HandshakeContext {
   sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
-const SUPPORTED = ['0.1'];
+const SUPPORTED = [PROTOCOL_VERSION];
 const sec = (ms: number): number => Math.floor(ms / 1000);
 
 function fail(message: string, details?: Record<string, unknown>): AthClientError {
@@ -135,17 +139,13 @@ async function ownPublicJwk(ctx: HandshakeContext, given: JWK | undefined): Prom
   }
   const res = await send(ctx.agent.agentId, { method: 'GET' }, ctx.http);
   if (!res.ok) throw await errorFromResponse(res, 'agent identity document');
-  const doc = (await res.json()) as { public_key?: JWK | { keys?: JWK[] } };
-  const pk = doc.public_key;
+  const doc = (await readJson(res, 'agent identity document')) as { public_key?: JWK | { keys?: JWK[] } } | null;
+  const pk = doc?.public_key;
   const keys = pk && 'keys' in pk && Array.isArray(pk.keys) ? pk.keys : pk ? [pk as JWK] : [];
   const mine = keys.find((k) => ctx.agent.kid === undefined || k.kid === ctx.agent.kid) ?? keys[0];
   if (!mine)
     throw new AthClientError('invalid_argument', 'pass publicJwk: the agent key could not be determined');
   return { kty: mine.kty, crv: mine.crv, x: mine.x, y: mine.y };
-}
-
-function basic(id: string, secret: string): string {
-  return `Basic ${toBase64(new TextEncoder().encode(`${id}:${secret}`))}`;
 }
 
 /**
@@ -222,7 +222,7 @@ export async function runHandshake(ctx: HandshakeContext, p: HandshakeParameters
       agentId: ctx.agent.agentId,
       audience: handshakeUrl,
       clock: ctx.clock,
-      lifetimeSeconds: 120,
+      lifetimeSeconds: DEFAULT_ATTESTATION_LIFETIME_SECONDS,
       extraClaims: { nonce_a: nonceA, nonce_b: hello.nonce, handshake_id: hello.handshake_id },
     }),
     credentials: [],
@@ -249,7 +249,7 @@ export async function runHandshake(ctx: HandshakeContext, p: HandshakeParameters
     throw fail(`the service does not support ${unsupported.join(' ')}`, { scopes: unsupported });
 
   // Step 5: the scope request, folded into POST /ath/authorize, with the user's credential.
-  const authorizeUrl = `${ctx.baseUrl}/ath/authorize`;
+  const authorizeUrl = `${ctx.baseUrl}${ENDPOINTS.authorize.path}`;
   const scopeRequest: HandshakeAuthorizationRequest = {
     client_id: ctx.clientId,
     agent_attestation: await createAttestation(ctx.agent, ctx.baseUrl, 'authorize', ctx.http),
@@ -294,11 +294,11 @@ export async function runHandshake(ctx: HandshakeContext, p: HandshakeParameters
   for (;;) {
     const res = await send(
       handshakeUrl,
-      { method: 'GET', headers: { authorization: basic(ctx.clientId, ctx.clientSecret) } },
+      { method: 'GET', headers: { authorization: basicAuthorization(ctx.clientId, ctx.clientSecret) } },
       ctx.http,
     );
     if (res.status !== 200) throw await errorFromResponse(res, 'scope result');
-    const body = (await res.json());
+    const body = await readJson(res, 'scope result');
     if (validateScopeResult.is(body)) {
       scopeResult = body;
       break;
@@ -326,7 +326,7 @@ export async function runHandshake(ctx: HandshakeContext, p: HandshakeParameters
 
   // Step 9 (CL-28): a fresh ephemeral ECDH key for this handshake only.
   const eph = await generateEphemeralKeyPair();
-  const tokenUrl = `${ctx.baseUrl}/ath/token`;
+  const tokenUrl = `${ctx.baseUrl}${ENDPOINTS.token.path}`;
   const tokenBody = {
     grant_type: 'authorization_code',
     client_id: ctx.clientId,
@@ -334,7 +334,7 @@ export async function runHandshake(ctx: HandshakeContext, p: HandshakeParameters
     agent_attestation: await createAttestation(ctx.agent, ctx.baseUrl, 'token', ctx.http),
     code: started.request_id,
     ath_session_id: started.ath_session_id,
-    key_exchange: { alg: 'ECDH-P256', epk: eph.publicJwk },
+    key_exchange: { alg: KEY_EXCHANGE_ALG, epk: eph.publicJwk },
   };
   emit({
     step: 9,
@@ -373,7 +373,7 @@ export async function runHandshake(ctx: HandshakeContext, p: HandshakeParameters
     nonceB: hello.nonce,
     handshakeId: hello.handshake_id,
   });
-  const keySeconds = Math.min(complete.session_key_expires_in ?? complete.expires_in, 86_400);
+  const keySeconds = Math.min(complete.session_key_expires_in ?? complete.expires_in, MAX_SESSION_KEY_SECONDS);
   return {
     handshakeId: hello.handshake_id,
     version: hello.version,

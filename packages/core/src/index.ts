@@ -3,7 +3,7 @@ export * from './clock.js';
 export * from './random.js';
 export * from './digest.js';
 export * from './store.js';
-export { MemoryStore, PURGE_GRACE_MS } from './memory-store.js';
+export { MemoryStore, PURGE_GRACE_MS, RATE_WINDOW_RETENTION_MS } from './memory-store.js';
 export * from './scopes.js';
 export * from './providers.js';
 export * from './policy.js';

@@ -21,6 +21,8 @@ import type {
 
 /** How long rows outlive their expiry before purge, so late requests still get a precise error. */
 export const PURGE_GRACE_MS = 60 * 60 * 1000;
+/** How long rate-limit windows are kept after they started, before purge. */
+export const RATE_WINDOW_RETENTION_MS = 2 * 3_600_000;
 
 const clone = <T>(value: T): T => structuredClone(value);
 
@@ -268,7 +270,7 @@ export class MemoryStore implements Store {
       }
     }
     for (const [k, w] of this.windows) {
-      if (w.start + 2 * 3_600_000 < now) {
+      if (w.start + RATE_WINDOW_RETENTION_MS < now) {
         this.windows.delete(k);
         counts.rateLimits++;
       }

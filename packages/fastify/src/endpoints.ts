@@ -11,7 +11,7 @@ import {
   type RevocationCaller,
 } from '@athkit/core';
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
-import { athHeaders, jsonDepthExceeds, parseCookies, sendAthError, singleHeader } from './http.js';
+import { athHeaders, basicCredentials, jsonDepthExceeds, parseCookies, sendAthError, singleHeader } from './http.js';
 
 /**
  * The ATH endpoint code shared by the native-mode plugin and the reference gateway: content-type
@@ -96,23 +96,11 @@ export function statusAuth(request: FastifyRequest): AgentStatusAuth {
   const attestation = singleHeader(request, 'x-ath-agent-attestation');
   if (authorization === null || attestation === null) return { kind: 'none' };
   if (authorization !== undefined) {
-    const m = /^Basic[ ]+([A-Za-z0-9+/]+=*)[ ]*$/i.exec(authorization);
-    if (!m) return { kind: 'none' };
-    const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
-    if (colon <= 0) return { kind: 'none' };
-    return { kind: 'basic', clientId: formDecode(decoded.slice(0, colon)), clientSecret: formDecode(decoded.slice(colon + 1)) };
+    const credentials = basicCredentials(authorization);
+    return credentials ? { kind: 'basic', ...credentials } : { kind: 'none' };
   }
   if (attestation) return { kind: 'attestation', attestation: attestation.trim() };
   return { kind: 'none' };
-}
-
-function formDecode(value: string): string {
-  try {
-    return decodeURIComponent(value.replace(/\+/g, ' '));
-  } catch {
-    return value;
-  }
 }
 
 /** A form body as the plain object the engine's schema validators expect; repeated or dangerous keys are refused. */
@@ -133,6 +121,22 @@ export function onlyValue(form: URLSearchParams, name: string): string | null {
   return all.length === 1 ? all[0]! : null;
 }
 
+/**
+ * Replaces the instance's content-type parsers with one for JSON that refuses nesting deeper than
+ * {@link MAX_JSON_DEPTH} before parsing (400), within `bodyLimit`.
+ */
+export function useJsonParser(instance: FastifyInstance, bodyLimit: number): void {
+  instance.removeAllContentTypeParsers();
+  const defaultJson = instance.getDefaultJsonParser('error', 'error');
+  instance.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit }, (request, body, done) => {
+    if (jsonDepthExceeds(body as string, MAX_JSON_DEPTH)) {
+      done(new AthError('INVALID_REQUEST', 'JSON body is nested too deeply', { reason: 'too_deep' }), undefined);
+      return;
+    }
+    void defaultJson(request, body as string, done);
+  });
+}
+
 /** What the mode-specific browser routes get from the shared endpoint code. */
 export interface BrowserKit {
   /** {@link endpoint} bound to the ATH instance and body limit. */
@@ -148,6 +152,8 @@ export interface BrowserKit {
   setCookie(reply: FastifyReply, engineName: string, value: string, maxAge: number): void;
   /** Refuses a form posted from another origin (an absent Origin and `null` are accepted, as browsers send them). */
   checkOrigin(request: FastifyRequest): void;
+  /** The consent form's single `decision` field: approve or deny, else 400 INVALID_REQUEST. */
+  decision(form: URLSearchParams): 'approve' | 'deny';
   /** Counts the request in `bucket` per caller IP (429 RATE_LIMITED when over). */
   limit(request: FastifyRequest, bucket: RateLimitBucket): Promise<void>;
   now(): number;
@@ -177,15 +183,7 @@ export function athEndpoints(engine: AthEngine, opts: AthEndpointsOptions): Fast
     const cookieWireName = (engineName: string) =>
       opts.cookieSecure || !engineName.startsWith(BINDING_COOKIE_PREFIX) ? engineName : engineName.slice('__Host-'.length);
 
-    instance.removeAllContentTypeParsers();
-    const defaultJson = instance.getDefaultJsonParser('error', 'error');
-    instance.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit }, (request, body, done) => {
-      if (jsonDepthExceeds(body as string, MAX_JSON_DEPTH)) {
-        done(new AthError('INVALID_REQUEST', 'JSON body is nested too deeply', { reason: 'too_deep' }), undefined);
-        return;
-      }
-      void defaultJson(request, body as string, done);
-    });
+    useJsonParser(instance, bodyLimit);
     instance.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit }, (_request, body, done) => {
       done(null, new URLSearchParams(body as string));
     });
@@ -212,6 +210,13 @@ export function athEndpoints(engine: AthEngine, opts: AthEndpointsOptions): Fast
         if (origin === null || (origin !== undefined && origin !== 'null' && origin !== opts.baseUrl)) {
           throw new AthError('STATE_MISMATCH', 'The form was submitted from another origin');
         }
+      },
+      decision: (form) => {
+        const decision = onlyValue(form, 'decision');
+        if (decision !== 'approve' && decision !== 'deny') {
+          throw new AthError('INVALID_REQUEST', 'decision must be approve or deny', { field: 'decision' });
+        }
+        return decision;
       },
       limit: (request, bucket) => engine.enforceRateLimit(bucket, `ip:${request.ip}`),
       now: () => (opts.clock ?? { now: Date.now }).now(),

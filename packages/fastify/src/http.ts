@@ -1,4 +1,4 @@
-import { AthError, errorHeaders, toAthError } from '@athkit/core';
+import { AthError, errorHeaders, toAthError, type AccessRequest } from '@athkit/core';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
 /** Sent on every ATH response (C-212): 180 days. */
@@ -77,6 +77,42 @@ export function singleHeader(request: FastifyRequest, name: string): string | un
   if (count > 1) return null;
   const v = request.headers[name];
   return Array.isArray(v) ? null : v;
+}
+
+/**
+ * What the engine checks for one API call (route guard, gateway proxy). Two Authorization or two
+ * X-ATH-Agent-ID headers are ambiguous, not a mismatch (threats F9): 400 INVALID_REQUEST. The
+ * socket address goes along so the engine enforces a handshake token's IP allow-list (C-270).
+ */
+export function accessRequest(request: FastifyRequest, providerId: string, requiredScope: string | null): AccessRequest {
+  if (headerCount(request, 'x-ath-agent-id') > 1 || headerCount(request, 'authorization') > 1) {
+    throw new AthError('INVALID_REQUEST', 'Authorization and X-ATH-Agent-ID must each be sent once', { reason: 'duplicate_header' });
+  }
+  return {
+    authorization: request.headers.authorization,
+    agentIdHeader: request.headers['x-ath-agent-id'],
+    providerId,
+    requiredScope,
+    clientIp: request.ip,
+  };
+}
+
+/** HTTP Basic client credentials (RFC 6749 §2.3.1: form-encoded id and secret); null when the header is not Basic. */
+export function basicCredentials(authorization: string): { clientId: string; clientSecret: string } | null {
+  const m = /^Basic[ ]+([A-Za-z0-9+/]+=*)[ ]*$/i.exec(authorization);
+  if (!m) return null;
+  const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon <= 0) return null;
+  return { clientId: formDecode(decoded.slice(0, colon)), clientSecret: formDecode(decoded.slice(colon + 1)) };
+}
+
+function formDecode(value: string): string {
+  try {
+    return decodeURIComponent(value.replace(/\+/g, ' '));
+  } catch {
+    return value;
+  }
 }
 
 /**

@@ -67,6 +67,16 @@ function sendHtml(reply: FastifyReply, status: number, html: string, policy: str
   return reply.code(status).type('text/html; charset=utf-8').send(html);
 }
 
+/** What the agent says about itself, each value escaped and labelled as claimed (AMB-41). */
+function claimedAgent(agent: ConsentView['agent'], agentName: string): string {
+  return `<dl class="claimed">
+  <dt>Agent <span class="tag">claimed by the agent</span></dt><dd>${e(agentName)}</dd>
+  <dt>Developer <span class="tag">claimed by the agent</span></dt><dd>${e(agent.developer.name)} (${e(agent.developer.id)})</dd>
+  <dt>Purpose <span class="tag">claimed by the agent</span></dt><dd>${agent.purpose ? e(agent.purpose) : '<em>not stated</em>'}</dd>
+  <dt>Agent identity</dt><dd><code>${e(agent.agentId)}</code></dd>
+</dl>`;
+}
+
 export interface ConsentPageInput {
   serviceName: string;
   userId: string;
@@ -96,12 +106,7 @@ export function sendConsentPage(reply: FastifyReply, input: ConsentPageInput): F
     .join('\n');
   const body = `<h1>${e(agentName)} wants to access your ${e(input.serviceName)} account</h1>
 <p class="sub">Signed in as <strong>${e(input.userId)}</strong>. Choose what this agent may do on your behalf.</p>
-<dl class="claimed">
-  <dt>Agent <span class="tag">claimed by the agent</span></dt><dd>${e(agentName)}</dd>
-  <dt>Developer <span class="tag">claimed by the agent</span></dt><dd>${e(agent.developer.name)} (${e(agent.developer.id)})</dd>
-  <dt>Purpose <span class="tag">claimed by the agent</span></dt><dd>${agent.purpose ? e(agent.purpose) : '<em>not stated</em>'}</dd>
-  <dt>Agent identity</dt><dd><code>${e(agent.agentId)}</code></dd>
-</dl>
+${claimedAgent(agent, agentName)}
 <form method="post" action="${CONSENT_PATH}">
   <input type="hidden" name="state" value="${e(input.state)}">
   <fieldset>
@@ -167,12 +172,7 @@ export function sendGatewayConsentPage(reply: FastifyReply, input: GatewayConsen
     .join('\n');
   const body = `<h1>${e(agentName)} wants to access your ${e(provider.displayName)} account</h1>
 <p class="sub">Through ${e(input.gatewayName)}. If you continue, ${e(provider.displayName)} will ask you to sign in and confirm; you can grant fewer permissions there.</p>
-<dl class="claimed">
-  <dt>Agent <span class="tag">claimed by the agent</span></dt><dd>${e(agentName)}</dd>
-  <dt>Developer <span class="tag">claimed by the agent</span></dt><dd>${e(agent.developer.name)} (${e(agent.developer.id)})</dd>
-  <dt>Purpose <span class="tag">claimed by the agent</span></dt><dd>${agent.purpose ? e(agent.purpose) : '<em>not stated</em>'}</dd>
-  <dt>Agent identity</dt><dd><code>${e(agent.agentId)}</code></dd>
-</dl>
+${claimedAgent(agent, agentName)}
 <form method="post" action="${GATEWAY_CONTINUE_PATH}">
   <input type="hidden" name="state" value="${e(input.state)}">
   <fieldset>

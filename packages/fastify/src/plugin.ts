@@ -21,7 +21,7 @@ import type {
 import fp from 'fastify-plugin';
 import { athEndpoints, engineRateLimits, onlyValue, wellKnownDocument, type BrowserKit } from './endpoints.js';
 export { MAX_JSON_DEPTH } from './endpoints.js';
-import { athHeaders, headerCount, sendAthError } from './http.js';
+import { accessRequest, athHeaders, sendAthError } from './http.js';
 import { resolveOptions, type AthFastifyOptions, type ResolvedOptions } from './options.js';
 import { CONSENT_PATH, sendCompletionPage, sendConsentPage } from './pages.js';
 
@@ -94,9 +94,9 @@ function nativeBrowserRoutes(engine: AthEngine, opts: ResolvedOptions) {
         const session = await engine.openCallback(state, await kit.bindingCookies(request, state));
         const userId = await opts.authenticateUser(request);
         if (!userId) return loginRedirect(reply, `${LAUNCH_PATH}?${new URLSearchParams({ state: state! }).toString()}`);
-        const decision = onlyValue(form, 'decision');
+        const decision = kit.decision(form);
         const scopes = form.getAll('scope');
-        if ((decision !== 'approve' && decision !== 'deny') || scopes.length > MAX_FORM_SCOPES) {
+        if (scopes.length > MAX_FORM_SCOPES) {
           throw new AthError('INVALID_REQUEST', 'decision must be approve or deny', { field: 'decision' });
         }
         const result = await engine.completeConsent(
@@ -144,29 +144,13 @@ function athRoutes(engine: AthEngine, opts: ResolvedOptions): FastifyPluginCallb
   });
 }
 
-/** GET /.well-known/ath-app.json in its own encapsulated context (C-005…C-010). */
-function wellKnown(document: object): FastifyPluginCallback {
-  return wellKnownDocument('/.well-known/ath-app.json', () => document);
-}
-
 /** The route guard of the service's own API (C-151…C-158, C-166, C-167): one engine call, its error rendered as is. */
 const GUARD = Symbol('athkit.guard');
 
 function guard(engine: AthEngine, providerId: string, requiredScope: string | null): onRequestAsyncHookHandler {
   const athGuard: onRequestAsyncHookHandler = async function athGuard(request, reply) {
     try {
-      // Two agent headers (or two Authorization headers) are ambiguous, not a mismatch (threats F9).
-      if (headerCount(request, 'x-ath-agent-id') > 1 || headerCount(request, 'authorization') > 1) {
-        throw new AthError('INVALID_REQUEST', 'Authorization and X-ATH-Agent-ID must each be sent once', {
-          reason: 'duplicate_header',
-        });
-      }
-      const grant = await engine.validateAccess({
-        authorization: request.headers.authorization,
-        agentIdHeader: request.headers['x-ath-agent-id'],
-        providerId,
-        requiredScope,
-      });
+      const grant = await engine.validateAccess(accessRequest(request, providerId, requiredScope));
       await engine.enforceRateLimit('api', `agent:${grant.clientId}`); // C-217: per agent, shared through the store
       request.ath = grant;
     } catch (err) {
@@ -229,7 +213,7 @@ const athFastifyPlugin: FastifyPluginAsync<AthFastifyOptions> = async (app, rawO
     route.onRequest = [guard(engine, appId, scope), ...existing];
   });
 
-  await app.register(wellKnown(discovery));
+  await app.register(wellKnownDocument('/.well-known/ath-app.json', () => discovery)); // C-005…C-010
   await app.register(athRoutes(engine, opts), { prefix: '/ath' });
   if (opts.denyUnmappedApi && opts.apiBasePath) {
     // Unknown paths and methods under api_base: token checks first, then 403 SCOPE_NOT_APPROVED (C-158).

@@ -1,5 +1,5 @@
 import { type Kysely, type Selectable, type Transaction, type Updateable } from 'kysely';
-import { PURGE_GRACE_MS } from '@athkit/core';
+import { PURGE_GRACE_MS, RATE_WINDOW_RETENTION_MS } from '@athkit/core';
 import type {
   AgentPatch,
   AgentRecord,
@@ -32,8 +32,6 @@ import type {
 } from './database.js';
 import { isUniqueViolation, safeError, wrapError } from './errors.js';
 
-/** Rate-limit windows are kept this long after they started (same as MemoryStore). */
-const RATE_WINDOW_RETENTION_MS = 2 * 3_600_000;
 /** Rows deleted per statement by purgeExpired, so a purge never holds long locks. */
 const PURGE_BATCH = 500;
 
@@ -208,6 +206,19 @@ function toHandshake(r: HandshakeRow): HandshakeRecord {
     createdAt: num(r.created_at),
     expiresAt: num(r.expires_at),
     updatedAt: num(r.updated_at),
+  };
+}
+
+function fromHandshake(h: HandshakeRecord): HandshakeRow {
+  return {
+    id: h.id,
+    client_id: h.clientId,
+    agent_id: h.agentId,
+    state: h.state,
+    data: json(h.data),
+    created_at: h.createdAt,
+    expires_at: h.expiresAt,
+    updated_at: h.updatedAt,
   };
 }
 
@@ -430,19 +441,7 @@ export class SqlStore implements Store {
   createHandshake(record: HandshakeRecord): Promise<void> {
     return this.run(async () => {
       try {
-        await this.db
-          .insertInto('handshakes')
-          .values({
-            id: record.id,
-            client_id: record.clientId,
-            agent_id: record.agentId,
-            state: record.state,
-            data: json(record.data),
-            created_at: record.createdAt,
-            expires_at: record.expiresAt,
-            updated_at: record.updatedAt,
-          })
-          .execute();
+        await this.db.insertInto('handshakes').values(fromHandshake(record)).execute();
       } catch (e) {
         if (isUniqueViolation(e)) throw safeError('duplicate handshake id', e);
         throw e;

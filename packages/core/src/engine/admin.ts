@@ -27,14 +27,15 @@ export function fullApprovals(ctx: EngineContext, agent: AgentRecord): ProviderA
 async function setState(
   ctx: EngineContext,
   clientId: string,
-  state: AgentState,
+  /** undefined = leave the state as stored (never write back a state read earlier: it may have changed since). */
+  state: AgentState | undefined,
   approvals: ProviderApproval[] | undefined,
   actor: string,
   renewApproval = false,
 ): Promise<AgentRecord> {
   const now = ctx.clock.now();
   const updated = await ctx.store.updateAgent(clientId, {
-    state,
+    ...(state ? { state } : {}),
     ...(approvals ? { approvals } : {}),
     // Only an explicit approve() starts a new approval period; narrowing approvals must not
     // revive an expired approval (AMB-40).
@@ -45,7 +46,7 @@ async function setState(
   await ctx.auditor.emit('agent_status_changed', {
     agent_id: updated.agentId,
     client_id: clientId,
-    agent_status: state,
+    agent_status: updated.state,
     actor,
   });
   return updated;
@@ -66,9 +67,7 @@ export class AgentAdmin {
 
   /** Replaces the approvals (e.g. withdraws one scope); the state is unchanged. */
   async setApprovals(clientId: string, approvals: ProviderApproval[], actor = 'admin'): Promise<AgentRecord> {
-    const agent = await this.ctx.store.getAgent(clientId);
-    if (!agent) throw notFound(clientId);
-    return setState(this.ctx, clientId, agent.state, approvals, actor);
+    return setState(this.ctx, clientId, undefined, approvals, actor);
   }
 
   async deny(clientId: string, actor = 'admin'): Promise<AgentRecord> {

@@ -7,7 +7,7 @@ import { uniqueScopes } from '../scopes.js';
 import type { AgentRecord, SessionRecord } from '../store.js';
 import type { ProviderConfig } from '../providers.js';
 import { parseWire } from '../wire.js';
-import { endpointUrl, requireApproved, type EngineContext } from './context.js';
+import { approvedScopes, endpointUrl, requireApproved, type EngineContext } from './context.js';
 import { unverifiedSubject, verifyOrAudit } from './attest.js';
 
 export const AUTHORIZE_PATH = '/ath/authorize';
@@ -21,10 +21,8 @@ export async function bindingCookieName(upstreamState: string): Promise<string> 
   return BINDING_COOKIE_PREFIX + (await sha256(upstreamState)).slice(0, 12);
 }
 
-async function pkceChallenge(verifier: string): Promise<string> {
-  const digest = await globalThis.crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier));
-  return base64url(new Uint8Array(digest));
-}
+/** RFC 7636 S256: base64url(SHA-256(code_verifier)), which is exactly what sha256() computes. */
+const pkceChallenge = sha256;
 
 /** POST /ath/authorize (C-070…C-093), checks in the order of AMB-26. */
 export async function authorize(ctx: EngineContext, body: unknown): Promise<AuthorizationResponse> {
@@ -97,10 +95,6 @@ export async function authorize(ctx: EngineContext, body: unknown): Promise<Auth
   const query = upstreamQuery(ctx, provider, session, upstreamState, await pkceChallenge(codeVerifier));
   const response = { authorization_url: `${endpointUrl(ctx, LAUNCH_PATH)}?${query.toString()}`, ath_session_id: session.id };
   return handshake ? { ...response, ...(await handshake.finish(session, response.authorization_url)) } : response;
-}
-
-function approvedScopes(agent: AgentRecord, providerId: string): string[] {
-  return agent.approvals.find((a) => a.provider_id === providerId)?.approved_scopes ?? [];
 }
 
 function requireProviderApproved(ctx: EngineContext, agent: AgentRecord, providerId: string): ProviderConfig {

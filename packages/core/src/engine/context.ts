@@ -104,6 +104,11 @@ export function requireApproved(ctx: EngineContext, agent: AgentRecord): void {
   }
 }
 
+/** The scopes an administrator approved for `agent` at `providerId` (empty when none). */
+export function approvedScopes(agent: AgentRecord, providerId: string): string[] {
+  return agent.approvals.find((a) => a.provider_id === providerId)?.approved_scopes ?? [];
+}
+
 export function endpointUrl(ctx: EngineContext, path: string): string {
   return ctx.baseUrl + path;
 }

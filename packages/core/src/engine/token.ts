@@ -7,30 +7,33 @@ import { intersectScopes } from '../scopes.js';
 import type { SessionRecord, TokenRecord } from '../store.js';
 import { parseWire } from '../wire.js';
 import { verifyOrAudit } from './attest.js';
-import { authenticateClient, requireApproved, type EngineContext } from './context.js';
+import { approvedScopes, authenticateClient, requireApproved, type EngineContext } from './context.js';
 
 export const TOKEN_PATH = '/ath/token';
 
-/** Why a session cannot be exchanged (C-127…C-133, AMB-27). Checked before anything is consumed. */
-function sessionProblem(ctx: EngineContext, session: SessionRecord | null, clientId: string): AthError | null {
-  if (!session) return new AthError('SESSION_NOT_FOUND', 'Unknown ath_session_id');
+/**
+ * The session when it can be exchanged; otherwise throws why not (C-127…C-133, AMB-27).
+ * Checked before anything is consumed.
+ */
+function exchangeableSession(ctx: EngineContext, session: SessionRecord | null, clientId: string): SessionRecord {
+  if (!session) throw new AthError('SESSION_NOT_FOUND', 'Unknown ath_session_id');
   if (session.clientId !== clientId) {
-    return new AthError('AGENT_IDENTITY_MISMATCH', 'This session belongs to another client');
+    throw new AthError('AGENT_IDENTITY_MISMATCH', 'This session belongs to another client');
   }
-  if (session.expiresAt <= ctx.clock.now()) return new AthError('SESSION_EXPIRED', 'The authorization session has expired');
+  if (session.expiresAt <= ctx.clock.now()) throw new AthError('SESSION_EXPIRED', 'The authorization session has expired');
   switch (session.status) {
     case 'pending':
-      return new AthError('SESSION_NOT_FOUND', 'The user has not completed authorization yet', {
+      throw new AthError('SESSION_NOT_FOUND', 'The user has not completed authorization yet', {
         reason: 'authorization_pending',
       });
     case 'denied':
-      return new AthError('USER_DENIED', 'The user denied the authorization');
+      throw new AthError('USER_DENIED', 'The user denied the authorization');
     case 'failed':
-      return new AthError('OAUTH_ERROR', 'The upstream authorization failed');
+      throw new AthError('OAUTH_ERROR', 'The upstream authorization failed');
     case 'consumed':
-      return new AthError('SESSION_NOT_FOUND', 'This session was already exchanged', { reason: 'consumed' });
+      throw new AthError('SESSION_NOT_FOUND', 'This session was already exchanged', { reason: 'consumed' });
     case 'consented':
-      return null;
+      return session;
   }
 }
 
@@ -54,10 +57,7 @@ export async function exchangeToken(ctx: EngineContext, body: unknown): Promise<
   });
   requireApproved(ctx, agent); // C-139(a): approval can be withdrawn after consent
 
-  const session = await ctx.store.getSession(req.ath_session_id);
-  const problem = sessionProblem(ctx, session, agent.clientId);
-  if (problem) throw problem;
-  if (!session) throw new AthError('SESSION_NOT_FOUND', 'Unknown ath_session_id');
+  const session = exchangeableSession(ctx, await ctx.store.getSession(req.ath_session_id), agent.clientId);
 
   // AMB-02: a redirecting agent proves it saw the redirect; a local agent's code is a placeholder.
   if (session.completionCodeHash && !timingSafeEqual(await sha256(req.code), session.completionCodeHash)) {
@@ -73,8 +73,11 @@ export async function exchangeToken(ctx: EngineContext, body: unknown): Promise<
   }
   const ttlSeconds = handshake ? Math.min(ctx.tokenTtlSeconds, handshake.ttlSeconds) : ctx.tokenTtlSeconds;
 
-  const approved = agent.approvals.find((a) => a.provider_id === session.providerId)?.approved_scopes ?? [];
-  const intersection = intersectScopes({ approved, consented: session.consentedScopes, requested: session.requestedScopes });
+  const intersection = intersectScopes({
+    approved: approvedScopes(agent, session.providerId),
+    consented: session.consentedScopes,
+    requested: session.requestedScopes,
+  });
   const now = ctx.clock.now();
   const audit = {
     agent_id: agent.agentId,

@@ -27,6 +27,7 @@ import {
   type JWTPayload,
 } from 'jose';
 import { acceptedAudiences } from '../attestation/index.js';
+import { seconds as sec } from '../clock.js';
 import { AthError } from '../errors.js';
 import { attestationFailure } from '../identity/failure.js';
 import type { IdentityResolver } from '../identity/resolver.js';
@@ -45,6 +46,7 @@ import { parseWire } from '../wire.js';
 import { verifyOrAudit } from '../engine/attest.js';
 import { completeConsent } from '../engine/authorization.js';
 import {
+  approvedScopes,
   authenticateClient,
   endpointUrl,
   MAX_TOKEN_TTL_SECONDS,
@@ -130,8 +132,6 @@ export interface HandshakeOptions {
   /** `host:port` entries whose push endpoints may use plain http (development, tests). */
   allowInsecurePush?: readonly string[];
 }
-
-const sec = (ms: number): number => Math.floor(ms / 1000);
 
 function parseVersion(v: string): [number, number] {
   const [a, b] = v.split('.');
@@ -769,9 +769,7 @@ export class HandshakeService implements HandshakeHooks {
   scopeResult(agent: AgentRecord, hs: HandshakeRecord, session: SessionRecord, now: number): ScopeResult {
     const requested = hs.data.requestedScopes ?? [];
     const userApproved = new Set(session.consentedScopes ?? requested);
-    const registry = new Set(
-      agent.approvals.find((a) => a.provider_id === this.providerId)?.approved_scopes ?? [],
-    );
+    const registry = new Set(approvedScopes(agent, this.providerId));
     const supported = new Set(this.scopesSupported);
     const granted: string[] = [];
     const denied: ScopeResult['scopes_denied'] = [];

@@ -417,3 +417,39 @@ describe('token exchange lifetimes (C-129)', () => {
     }
   });
 });
+
+describe('admin races', () => {
+  it('setApprovals never writes back a stale state: a suspension landing mid-call stands', async () => {
+    const inner = new MemoryStore();
+    let suspendFirst: string | null = null;
+    // The write that carries new approvals arrives just after another admin suspended the agent.
+    const store = new Proxy(inner, {
+      get(target, prop) {
+        if (prop === 'updateAgent') {
+          return async (clientId: string, patch: Parameters<MemoryStore['updateAgent']>[1]) => {
+            if (suspendFirst === clientId && patch.approvals) {
+              suspendFirst = null;
+              await target.updateAgent(clientId, { state: 'suspended', updatedAt: patch.updatedAt });
+            }
+            return target.updateAgent(clientId, patch);
+          };
+        }
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const h = await createHarness({ store });
+    try {
+      const a = await h.agent('race-a');
+      const reg = await h.register(a);
+      suspendFirst = reg.client_id;
+      const updated = await h.engine.admin.setApprovals(reg.client_id, [
+        { provider_id: 'p', approved_scopes: ['p:read'], denied_scopes: ['p:write'] },
+      ]);
+      expect(updated.state).toBe('suspended');
+      expect((await inner.getAgent(reg.client_id))!.state).toBe('suspended');
+    } finally {
+      await h.close();
+    }
+  });
+});

@@ -7,16 +7,10 @@ import {
   type HandshakeService,
   type RateLimitRule,
 } from '@athkit/core';
-import type {
-  FastifyInstance,
-  FastifyPluginAsync,
-  FastifyPluginCallback,
-  FastifyReply,
-  FastifyRequest,
-  HTTPMethods,
-} from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyPluginCallback, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { athHeaders, jsonDepthExceeds, sendAthError, singleHeader } from '../http.js';
+import { endpoint, useJsonParser, wellKnownDocument } from '../endpoints.js';
+import { athHeaders, basicCredentials, sendAthError, singleHeader } from '../http.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -35,31 +29,7 @@ export interface AthHandshakeOptions extends HandshakeOptions {
   bodyLimit?: number;
 }
 
-const MAX_JSON_DEPTH = 32;
 const APP_JSON = '/.well-known/ath-app.json';
-
-function methodsOtherThan(instance: FastifyInstance, allowed: readonly string[]): HTTPMethods[] {
-  return instance.supportedMethods.filter((m): m is HTTPMethods => !allowed.includes(m));
-}
-
-/** `handler` for `method` on `url`, and 405 METHOD_NOT_ALLOWED (with Allow) for every other method. */
-function route(
-  instance: FastifyInstance,
-  method: 'GET' | 'POST',
-  url: string,
-  handler: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>,
-): void {
-  const allow = method === 'GET' ? ['GET', 'HEAD'] : ['POST'];
-  instance.route({ method, url, handler });
-  instance.route({
-    method: methodsOtherThan(instance, allow),
-    url,
-    exposeHeadRoute: false,
-    onRequest: (_request, _reply, done) =>
-      done(new AthError('METHOD_NOT_ALLOWED', `Use ${allow.join(' or ')}`, { allow })),
-    handler: (_request, reply) => reply.send(),
-  });
-}
 
 /** HTTP Basic client credentials (RFC 6749 §2.3.1) of step 8. */
 function basicAuth(request: FastifyRequest): {
@@ -67,19 +37,12 @@ function basicAuth(request: FastifyRequest): {
   clientSecret: string | undefined;
 } {
   const header = singleHeader(request, 'authorization');
-  const m = typeof header === 'string' ? /^Basic[ ]+([A-Za-z0-9+/]+=*)[ ]*$/i.exec(header) : null;
-  if (!m) return { clientId: undefined, clientSecret: undefined };
-  const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  if (colon <= 0) return { clientId: undefined, clientSecret: undefined };
-  const dec = (v: string) => {
-    try {
-      return decodeURIComponent(v.replace(/\+/g, ' '));
-    } catch {
-      return v;
+  return (
+    (typeof header === 'string' ? basicCredentials(header) : null) ?? {
+      clientId: undefined,
+      clientSecret: undefined,
     }
-  };
-  return { clientId: dec(decoded.slice(0, colon)), clientSecret: dec(decoded.slice(colon + 1)) };
+  );
 }
 
 function clientIdOf(body: unknown): string | null {
@@ -96,22 +59,7 @@ function handshakeRoutes(
 ): FastifyPluginCallback {
   return (instance, _options, done) => {
     const bodyLimit = opts.bodyLimit ?? 65_536;
-    instance.removeAllContentTypeParsers();
-    const defaultJson = instance.getDefaultJsonParser('error', 'error');
-    instance.addContentTypeParser(
-      'application/json',
-      { parseAs: 'string', bodyLimit },
-      (request, body, parsed) => {
-        if (jsonDepthExceeds(body as string, MAX_JSON_DEPTH)) {
-          parsed(
-            new AthError('INVALID_REQUEST', 'JSON body is nested too deeply', { reason: 'too_deep' }),
-            undefined,
-          );
-          return;
-        }
-        void defaultJson(request, body as string, parsed);
-      },
-    );
+    useJsonParser(instance, bodyLimit);
     instance.setErrorHandler((err, request, reply) => sendAthError(request, reply, err));
     instance.setNotFoundHandler(async (request, reply) =>
       sendAthError(request, reply, new AthError('NOT_FOUND', 'No such ATH endpoint')),
@@ -122,7 +70,7 @@ function handshakeRoutes(
     };
 
     // Steps 1 → 2.
-    route(instance, 'POST', '/', async (request, reply) => {
+    endpoint(instance, 'POST', '/', bodyLimit, async (request, reply) => {
       const clientId = clientIdOf(request.body);
       await limit(request, clientId ? `client:${clientId}` : null);
       const result = await service.start(request.body);
@@ -132,20 +80,26 @@ function handshakeRoutes(
     });
 
     // Device enrolment by the signed-in user (the key behind user credentials and confirmations).
-    route(instance, 'POST', DEVICES_PATH.slice(HANDSHAKE_PATH.length), async (request, reply) => {
-      await limit(request, null);
-      const user = opts.authenticateUser ? await opts.authenticateUser(request) : null;
-      if (!user)
-        throw new AthError('USER_DENIED', 'Sign in to the service to enrol a device', {
-          reason: 'not_signed_in',
-        });
-      const result = await service.enrolDevice(user, request.body);
-      athHeaders(reply);
-      return reply.code(201).send(result);
-    });
+    endpoint(
+      instance,
+      'POST',
+      DEVICES_PATH.slice(HANDSHAKE_PATH.length),
+      bodyLimit,
+      async (request, reply) => {
+        await limit(request, null);
+        const user = opts.authenticateUser ? await opts.authenticateUser(request) : null;
+        if (!user)
+          throw new AthError('USER_DENIED', 'Sign in to the service to enrol a device', {
+            reason: 'not_signed_in',
+          });
+        const result = await service.enrolDevice(user, request.body);
+        athHeaders(reply);
+        return reply.code(201).send(result);
+      },
+    );
 
     // Steps 3 → 4.
-    route(instance, 'POST', '/:id/proof', async (request, reply) => {
+    endpoint(instance, 'POST', '/:id/proof', bodyLimit, async (request, reply) => {
       const { id } = request.params as { id: string };
       await limit(request, `handshake:${id}`);
       const result = await service.proof(id, request.body);
@@ -154,7 +108,7 @@ function handshakeRoutes(
     });
 
     // Step 7, push variant: the user's device answers; agent credentials are never accepted here.
-    route(instance, 'POST', '/:id/confirmation', async (request, reply) => {
+    endpoint(instance, 'POST', '/:id/confirmation', bodyLimit, async (request, reply) => {
       const { id } = request.params as { id: string };
       await limit(request, `handshake:${id}`);
       if (
@@ -176,7 +130,7 @@ function handshakeRoutes(
     });
 
     // Step 8.
-    route(instance, 'GET', '/:id', async (request, reply) => {
+    endpoint(instance, 'GET', '/:id', bodyLimit, async (request, reply) => {
       const { id } = request.params as { id: string };
       const auth = basicAuth(request);
       await limit(request, auth.clientId ? `client:${auth.clientId}` : null);
@@ -215,26 +169,10 @@ const athHandshakePlugin: FastifyPluginAsync<AthHandshakeOptions> = async (app, 
     });
   });
 
-  // C-270: a handshake token's IP allow-list, checked against the socket address after the route guard.
-  app.addHook('preHandler', async (request, reply) => {
-    const grant = (request as FastifyRequest & { ath?: { ipAllowList?: readonly string[] } | null }).ath;
-    if (!grant?.ipAllowList) return;
-    try {
-      service.checkClientIp(grant.ipAllowList, request.ip);
-    } catch (err) {
-      return sendAthError(request, reply, err);
-    }
-  });
+  // C-270: a handshake token's IP allow-list is enforced by the engine in the route guard (it gets the socket address).
 
   // did:web resolution of server_did: the same key, as a DID document.
-  await app.register((instance, _o, done) => {
-    instance.setErrorHandler((err, request, reply) => sendAthError(request, reply, err));
-    route(instance, 'GET', '/.well-known/did.json', (_request, reply) => {
-      athHeaders(reply, 'public, max-age=300');
-      return Promise.resolve(reply.code(200).send(service.didDocument()));
-    });
-    done();
-  });
+  await app.register(wellKnownDocument('/.well-known/did.json', () => service.didDocument()));
   await app.register(handshakeRoutes(engine, service, options), { prefix: HANDSHAKE_PATH });
 };
 
