@@ -100,18 +100,23 @@ export async function attestationsFor(keys, i) {
   return { register: await sign(BASE), authorize: await sign(BASE), token: await sign(`${BASE}/ath/token`) };
 }
 
-/**
- * One full handshake through the gateway's engine and bridge, exactly the calls its routes make:
- * register → authorize → launch (browser binding) → the user continues → upstream callback (state +
- * cookie, code exchange with the fake AS) → token. Returns the ATH access token.
- */
-export async function handshake(gw, i, att) {
-  const reg = await gw.engine.register({
+/** Phase A for agent i (the agent's one-time registration; not part of the handshake target). */
+export function registerAgent(gw, i, att) {
+  return gw.engine.register({
     agent_id: agentIdOf(i),
     agent_attestation: att.register,
     developer: { name: 'Bench', id: 'bench' },
     requested_providers: [{ provider_id: 'bench', scopes: ['bench:read'] }],
   });
+}
+
+/**
+ * One full handshake through the gateway's engine and bridge, exactly the calls its routes make:
+ * [register, unless a registration is passed] → authorize → launch (browser binding) → the user
+ * continues → upstream callback (state + cookie, code exchange with the fake AS) → token.
+ */
+export async function handshake(gw, i, att, registration) {
+  const reg = registration ?? (await registerAgent(gw, i, att));
   const auth = await gw.engine.authorize({
     client_id: reg.client_id,
     agent_attestation: att.authorize,

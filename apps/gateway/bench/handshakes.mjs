@@ -1,22 +1,24 @@
-// Full handshakes/s on the SQLite store: 10 windows of 1,000, each handshake = register → authorize →
-// launch → continue → callback (code exchange against the in-process fake AS) → token, driven
-// in-process through the gateway's engine and OAuth bridge (no sockets). The agents' attestations
-// (signed by the agents, not the gateway) are prepared before each window.
+// Full handshakes/s on the SQLite store (DESIGN.md: authorize → consent → callback → token): 10
+// windows of 1,000, each handshake = authorize → launch → continue → callback (code exchange against
+// the in-process fake AS) → token, driven in-process through the gateway's engine and OAuth bridge (no
+// sockets). Each window's agents sign their attestations and register (Phase A, once per agent)
+// before the window's clock starts.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { attestationsFor, benchGateway, handshake } from './common.mjs';
+import { attestationsFor, benchGateway, handshake, registerAgent } from './common.mjs';
 const WINDOWS = Number(process.argv[2] ?? 10);
 const PER = Number(process.argv[3] ?? 1000);
 const CONCURRENCY = 16;
 const dir = mkdtempSync(join(tmpdir(), 'ath-bench-hs-'));
 const { gw, keys } = await benchGateway({ storage: `sqlite:${join(dir, 'gw.db')}` });
-await gw.bridge.ready(['bench']);
 const rates = [];
 let next = 0;
 for (let w = 0; w < WINDOWS; w++) {
   const atts = [];
   for (let k = 0; k < PER; k++) atts.push(await attestationsFor(keys, next + k));
+  const regs = [];
+  for (let k = 0; k < PER; k++) regs.push(await registerAgent(gw, next + k, atts[k]));
   const base = next;
   next += PER;
   let k = 0;
@@ -25,7 +27,7 @@ for (let w = 0; w < WINDOWS; w++) {
     Array.from({ length: CONCURRENCY }, async () => {
       while (k < PER) {
         const mine = k++;
-        await handshake(gw, base + mine, atts[mine]);
+        await handshake(gw, base + mine, atts[mine], regs[mine]);
       }
     }),
   );
