@@ -1,15 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyReply } from 'fastify';
+import { escapeHtml as esc } from '@athkit/fastify';
 import type { CartItem, Order, Product } from './db.js';
-
-export function esc(value: unknown): string {
-  return String(value)
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
-}
 
 const money = (cents: number) => `€${(cents / 100).toFixed(2)}`;
 
