@@ -156,6 +156,21 @@ export const MIGRATIONS: readonly Migration[] = [
       ];
     },
   },
+  {
+    version: 3,
+    name: 'sessions-by-state-index',
+    statements(db) {
+      // The callback's lookup (state hash, newest first) is answered from the index alone, without
+      // sorting the matches in a temporary b-tree.
+      return [
+        db.schema
+          .createIndex('sessions_upstream_state_created_idx')
+          .on('sessions')
+          .columns(['upstream_state_hash', 'created_at']),
+        db.schema.dropIndex('sessions_upstream_state_hash_idx'),
+      ];
+    },
+  },
 ];
 
 function versionTable(db: AnyKysely): Compilable {

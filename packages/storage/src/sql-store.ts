@@ -1,4 +1,14 @@
-import { type Kysely, type Selectable, type Transaction, type Updateable } from 'kysely';
+import {
+  type Compilable,
+  type Insertable,
+  type InsertQueryBuilder,
+  type InsertResult,
+  type Kysely,
+  type QueryResult,
+  type Selectable,
+  type Transaction,
+  type Updateable,
+} from 'kysely';
 import { PURGE_GRACE_MS, RATE_WINDOW_RETENTION_MS } from '@athkit/core';
 import type {
   AgentPatch,
@@ -30,6 +40,7 @@ import type {
   SqlDialect,
   TokensTable,
 } from './database.js';
+import { CompiledQueries } from './compiled-queries.js';
 import { isUniqueViolation, safeError, wrapError } from './errors.js';
 
 /** Rows deleted per statement by purgeExpired, so a purge never holds long locks. */
@@ -262,9 +273,12 @@ export class SqlStore implements Store {
   private readonly listeners = new Set<(event: RevocationEvent) => void>();
   private subscribed: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
+  /** The hot statements, compiled once per shape (see compiled-queries.ts). */
+  private readonly compiled: CompiledQueries<Database>;
 
   constructor(db: Kysely<Database>, options: SqlStoreOptions) {
     this.db = db;
+    this.compiled = new CompiledQueries(db);
     this.dialect = options.dialect;
     this.bus = options.bus;
     this.release = options.release;
@@ -283,22 +297,18 @@ export class SqlStore implements Store {
       for (let attempt = 0; attempt < 5; attempt++) {
         let inserted: unknown[];
         try {
-          inserted = await this.db
-            .insertInto('agents')
-            .values(fromAgent(record))
-            .onConflict((oc) => oc.column('agent_id').doNothing())
-            .returning('client_id')
-            .execute();
+          inserted = (
+            await this.insertRow('agents', fromAgent(record), {
+              name: 'unless-registered',
+              extend: (q) => q.onConflict((oc) => oc.column('agent_id').doNothing()).returning('client_id'),
+            })
+          ).rows;
         } catch (e) {
           if (isUniqueViolation(e)) throw safeError('duplicate client id', e);
           throw e;
         }
         if (inserted.length > 0) return { created: true as const };
-        const existing = await this.db
-          .selectFrom('agents')
-          .selectAll()
-          .where('agent_id', '=', record.agentId)
-          .executeTakeFirst();
+        const existing = await this.agentBy('agent_id', record.agentId);
         if (existing) return { created: false as const, existing: toAgent(existing) };
       }
       throw new Error('createAgent: registration kept changing under a concurrent delete');
@@ -307,22 +317,14 @@ export class SqlStore implements Store {
 
   getAgent(clientId: string): Promise<AgentRecord | null> {
     return this.run(async () => {
-      const r = await this.db
-        .selectFrom('agents')
-        .selectAll()
-        .where('client_id', '=', clientId)
-        .executeTakeFirst();
+      const r = await this.agentBy('client_id', clientId);
       return r ? toAgent(r) : null;
     });
   }
 
   getAgentByAgentId(agentId: string): Promise<AgentRecord | null> {
     return this.run(async () => {
-      const r = await this.db
-        .selectFrom('agents')
-        .selectAll()
-        .where('agent_id', '=', agentId)
-        .executeTakeFirst();
+      const r = await this.agentBy('agent_id', agentId);
       return r ? toAgent(r) : null;
     });
   }
@@ -369,12 +371,16 @@ export class SqlStore implements Store {
 
   markJtiUsed(agentId: string, jti: string, expiresAt: number): Promise<boolean> {
     return this.run(async () => {
-      const rows = await this.db
-        .insertInto('jti')
-        .values({ agent_id: agentId, jti, expires_at: expiresAt })
-        .onConflict((oc) => oc.columns(['agent_id', 'jti']).doNothing())
-        .returning('jti')
-        .execute();
+      const { rows } = await this.compiled.execute(
+        'jti.mark',
+        [agentId, jti, expiresAt] as const,
+        (db, [a, j, e]) =>
+          db
+            .insertInto('jti')
+            .values({ agent_id: a, jti: j, expires_at: e })
+            .onConflict((oc) => oc.columns(['agent_id', 'jti']).doNothing())
+            .returning('jti'),
+      );
       return rows.length === 1;
     });
   }
@@ -384,7 +390,7 @@ export class SqlStore implements Store {
   createSession(record: SessionRecord): Promise<void> {
     return this.run(async () => {
       try {
-        await this.db.insertInto('sessions').values(fromSession(record)).execute();
+        await this.insertRow('sessions', fromSession(record));
       } catch (e) {
         if (isUniqueViolation(e)) throw safeError('duplicate session id', e);
         throw e;
@@ -394,21 +400,27 @@ export class SqlStore implements Store {
 
   getSession(id: string): Promise<SessionRecord | null> {
     return this.run(async () => {
-      const r = await this.db.selectFrom('sessions').selectAll().where('id', '=', id).executeTakeFirst();
-      return r ? toSession(r) : null;
+      const { rows } = await this.compiled.execute('sessions.get', [id] as const, (db, [i]) =>
+        db.selectFrom('sessions').selectAll().where('id', '=', i),
+      );
+      return rows[0] ? toSession(rows[0]) : null;
     });
   }
 
   getSessionByUpstreamState(upstreamStateHash: string): Promise<SessionRecord | null> {
     return this.run(async () => {
-      const r = await this.db
-        .selectFrom('sessions')
-        .selectAll()
-        .where('upstream_state_hash', '=', upstreamStateHash)
-        .orderBy('created_at', 'desc')
-        .limit(1)
-        .executeTakeFirst();
-      return r ? toSession(r) : null;
+      const { rows } = await this.compiled.execute(
+        'sessions.byState',
+        [upstreamStateHash] as const,
+        (db, [h]) =>
+          db
+            .selectFrom('sessions')
+            .selectAll()
+            .where('upstream_state_hash', '=', h)
+            .orderBy('created_at', 'desc')
+            .limit(1),
+      );
+      return rows[0] ? toSession(rows[0]) : null;
     });
   }
 
@@ -424,15 +436,29 @@ export class SqlStore implements Store {
       if (patch.completionCodeHash !== undefined) set.completion_code_hash = patch.completionCodeHash;
       if (patch.failure !== undefined) set.failure = jsonOrNull(patch.failure);
       if (patch.extra !== undefined) set.extra = jsonOrNull(patch.extra);
-      let q = this.db
-        .updateTable('sessions')
-        .set(set)
-        .where('id', '=', id)
-        .where('status', 'in', expect.status);
-      if (expect.bindingHash === null) q = q.where('binding_hash', 'is', null);
-      else if (expect.bindingHash !== undefined) q = q.where('binding_hash', '=', expect.bindingHash);
-      const r = await q.returningAll().executeTakeFirst();
-      return r ? toSession(r) : null;
+      const columns = Object.keys(set) as (keyof typeof set)[];
+      const binding = expect.bindingHash === null ? 'null' : expect.bindingHash === undefined ? 'any' : 'eq';
+      const values = [
+        id,
+        ...expect.status,
+        ...(binding === 'eq' ? [expect.bindingHash] : []),
+        ...columns.map((c) => set[c]),
+      ];
+      const key = `sessions.update:${columns.join(',')}:${expect.status.length}:${binding}`;
+      const { rows } = await this.compiled.execute(key, values, (db, v) => {
+        const statuses = expect.status.length;
+        let q = db
+          .updateTable('sessions')
+          .set(
+            Object.fromEntries(columns.map((c, i) => [c, v[1 + statuses + (binding === 'eq' ? 1 : 0) + i]])),
+          )
+          .where('id', '=', v[0] as string)
+          .where('status', 'in', v.slice(1, 1 + statuses) as string[]);
+        if (binding === 'null') q = q.where('binding_hash', 'is', null);
+        else if (binding === 'eq') q = q.where('binding_hash', '=', v[1 + statuses] as string);
+        return q.returningAll();
+      });
+      return rows[0] ? toSession(rows[0]) : null;
     });
   }
 
@@ -483,7 +509,7 @@ export class SqlStore implements Store {
   createToken(record: TokenRecord): Promise<void> {
     return this.run(async () => {
       try {
-        await this.db.insertInto('tokens').values(fromToken(record)).execute();
+        await this.insertRow('tokens', fromToken(record));
       } catch (e) {
         if (isUniqueViolation(e)) throw safeError('duplicate token', e);
         throw e;
@@ -493,12 +519,10 @@ export class SqlStore implements Store {
 
   getToken(tokenHash: string): Promise<TokenRecord | null> {
     return this.run(async () => {
-      const r = await this.db
-        .selectFrom('tokens')
-        .selectAll()
-        .where('token_hash', '=', tokenHash)
-        .executeTakeFirst();
-      return r ? toToken(r) : null;
+      const { rows } = await this.compiled.execute('tokens.get', [tokenHash] as const, (db, [h]) =>
+        db.selectFrom('tokens').selectAll().where('token_hash', '=', h),
+      );
+      return rows[0] ? toToken(rows[0]) : null;
     });
   }
 
@@ -567,28 +591,30 @@ export class SqlStore implements Store {
 
   putGrant(record: GrantRecord): Promise<void> {
     return this.run(async () => {
-      await this.db
-        .insertInto('grants')
-        .values(fromGrant(record))
-        .onConflict((oc) =>
-          oc.column('id').doUpdateSet((eb) => ({
-            provider_id: eb.ref('excluded.provider_id'),
-            user_id: eb.ref('excluded.user_id'),
-            ciphertext: eb.ref('excluded.ciphertext'),
-            version: eb.ref('excluded.version'),
-            lease_until: eb.ref('excluded.lease_until'),
-            created_at: eb.ref('excluded.created_at'),
-            updated_at: eb.ref('excluded.updated_at'),
-          })),
-        )
-        .execute();
+      await this.insertRow('grants', fromGrant(record), {
+        name: 'upsert',
+        extend: (q) =>
+          q.onConflict((oc) =>
+            oc.column('id').doUpdateSet((eb) => ({
+              provider_id: eb.ref('excluded.provider_id'),
+              user_id: eb.ref('excluded.user_id'),
+              ciphertext: eb.ref('excluded.ciphertext'),
+              version: eb.ref('excluded.version'),
+              lease_until: eb.ref('excluded.lease_until'),
+              created_at: eb.ref('excluded.created_at'),
+              updated_at: eb.ref('excluded.updated_at'),
+            })),
+          ),
+      });
     });
   }
 
   getGrant(id: string): Promise<GrantRecord | null> {
     return this.run(async () => {
-      const r = await this.db.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
-      return r ? toGrant(r) : null;
+      const { rows } = await this.compiled.execute('grants.get', [id] as const, (db, [i]) =>
+        db.selectFrom('grants').selectAll().where('id', '=', i),
+      );
+      return rows[0] ? toGrant(rows[0]) : null;
     });
   }
 
@@ -621,15 +647,12 @@ export class SqlStore implements Store {
 
   appendAudit(event: AuditRecord): Promise<void> {
     return this.run(async () => {
-      await this.db
-        .insertInto('audit')
-        .values({
-          timestamp: event.timestamp,
-          event: event.event,
-          agent_id: typeof event.agent_id === 'string' ? event.agent_id : null,
-          data: json(event),
-        })
-        .execute();
+      await this.insertRow('audit', {
+        timestamp: event.timestamp,
+        event: event.event,
+        agent_id: typeof event.agent_id === 'string' ? event.agent_id : null,
+        data: json(event),
+      });
     });
   }
 
@@ -653,18 +676,20 @@ export class SqlStore implements Store {
   hitRateLimit(key: string, limit: number, windowMs: number, now: number): Promise<RateLimitResult> {
     return this.run(async () => {
       const start = now - (now % windowMs);
-      const row = await this.db
-        .insertInto('rate_limits')
-        .values({ key, window_start: start, count: 1 })
-        .onConflict((oc) =>
-          // Qualified: inside DO UPDATE an unqualified `count` is ambiguous with `excluded.count` in PostgreSQL.
-          oc
-            .columns(['key', 'window_start'])
-            .doUpdateSet((eb) => ({ count: eb('rate_limits.count', '+', 1) })),
-        )
-        .returning('count')
-        .executeTakeFirstOrThrow();
-      const count = Number(row.count);
+      const { rows } = await this.compiled.execute('rate.hit', [key, start] as const, (db, [k, w]) =>
+        db
+          .insertInto('rate_limits')
+          .values({ key: k, window_start: w, count: 1 })
+          .onConflict((oc) =>
+            // Qualified: inside DO UPDATE an unqualified `count` is ambiguous with `excluded.count` in PostgreSQL.
+            oc
+              .columns(['key', 'window_start'])
+              .doUpdateSet((eb) => ({ count: eb('rate_limits.count', '+', 1) })),
+          )
+          .returning('count'),
+      );
+      if (!rows[0]) throw new Error('rate limit upsert returned no row');
+      const count = Number(rows[0].count);
       return { allowed: count <= limit, count, resetInMs: start + windowMs - now };
     });
   }
@@ -790,6 +815,36 @@ export class SqlStore implements Store {
   }
 
   // --- internals ---
+
+  private async agentBy(column: 'client_id' | 'agent_id', value: string): Promise<AgentRow | undefined> {
+    const { rows } = await this.compiled.execute(`agents.by:${column}`, [value] as const, (db, [v]) =>
+      db.selectFrom('agents').selectAll().where(column, '=', v),
+    );
+    return rows[0];
+  }
+
+  /**
+   * INSERT of one row, compiled once per table and column list; `variant` names an extension of the
+   * statement (ON CONFLICT …, RETURNING …) and is part of the compiled shape's key.
+   */
+  private insertRow<T extends keyof Database, R = never>(
+    table: T,
+    row: Insertable<Database[T]>,
+    variant?: { name: string; extend: (q: InsertQueryBuilder<Database, T, InsertResult>) => Compilable<R> },
+  ): Promise<QueryResult<R>> {
+    const columns = Object.keys(row) as (keyof typeof row & string)[];
+    const values = columns.map((c) => row[c]);
+    return this.compiled.execute(
+      `insert:${table}:${columns.join(',')}:${variant?.name ?? ''}`,
+      values,
+      (db, v) => {
+        const q = db
+          .insertInto(table)
+          .values(Object.fromEntries(columns.map((c, i) => [c, v[i]])) as Insertable<Database[T]>);
+        return variant ? variant.extend(q) : q;
+      },
+    );
+  }
 
   private async run<T>(fn: () => Promise<T>): Promise<T> {
     try {

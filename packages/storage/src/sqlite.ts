@@ -1,10 +1,11 @@
 import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, SqliteDialect, type SqliteDialectConfig } from 'kysely';
+import { Kysely } from 'kysely';
 import type { Database } from './database.js';
 import { wrapError } from './errors.js';
 import { migrateSqlite } from './migrations.js';
+import { GroupCommitSqliteDialect } from './sqlite-group-commit.js';
 import { SqlStore } from './sql-store.js';
 
 export interface SqliteStoreOptions {
@@ -28,9 +29,11 @@ export interface SqliteStoreOptions {
 }
 
 /**
- * The embedded default store: SQLite through better-sqlite3, WAL mode. Several stores (and several
- * processes on one machine) may share the file: every race-deciding method is one statement and
- * SQLite serialises writers. Revocation events reach only listeners of the same store instance.
+ * The embedded default store: SQLite through better-sqlite3, WAL mode, with group commit (the
+ * statements of one event-loop turn share a transaction and are acknowledged after its commit; see
+ * sqlite-group-commit.ts). Several stores (and several processes on one machine) may share the file:
+ * every race-deciding method is one statement and SQLite serialises writers. Revocation events reach
+ * only listeners of the same store instance.
  */
 export async function createSqliteStore(options: SqliteStoreOptions): Promise<SqlStore> {
   const filename = options.filename;
@@ -42,14 +45,21 @@ export async function createSqliteStore(options: SqliteStoreOptions): Promise<Sq
   } catch (e) {
     throw wrapError(e);
   }
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachedStatements(raw) }) });
+  const db = new Kysely<Database>({
+    dialect: new GroupCommitSqliteDialect({
+      database: raw,
+      prepare: cachedStatements(raw),
+      fileKey: inMemory ? undefined : resolve(filename),
+    }),
+  });
   try {
     raw.pragma(`busy_timeout = ${Math.max(0, Math.trunc(options.busyTimeoutMs ?? 5000))}`);
     if (!inMemory) raw.pragma('journal_mode = WAL');
     // WAL + NORMAL: durable against a process crash (each commit is in the WAL file before the
     // statement returns); see SqliteStoreOptions.synchronous for the power-loss trade-off.
     raw.pragma(`synchronous = ${options.synchronous === 'FULL' ? 'FULL' : 'NORMAL'}`);
-    if (!inMemory) raw.pragma(`wal_autocheckpoint = ${Math.max(0, Math.trunc(options.walAutocheckpointPages ?? 10_000))}`);
+    if (!inMemory)
+      raw.pragma(`wal_autocheckpoint = ${Math.max(0, Math.trunc(options.walAutocheckpointPages ?? 10_000))}`);
     raw.pragma('foreign_keys = OFF');
     migrateSqlite(db, raw);
   } catch (e) {
@@ -70,25 +80,18 @@ export async function createSqliteStore(options: SqliteStoreOptions): Promise<Sq
 const MAX_CACHED_STATEMENTS = 256;
 
 /**
- * The database as kysely's SQLite driver sees it, with prepared statements reused by SQL text:
- * the driver prepares every query it runs, which costs as much as running a short one. Reuse is
- * safe because the store never streams (`iterate`); `all`/`run` finish before the next query.
+ * Prepared statements reused by SQL text: preparing costs as much as running a short query. Reuse
+ * is safe because the store never streams; `all`/`run` finish before the next statement.
  */
-function cachedStatements(raw: SqliteDatabase.Database): SqliteDialectConfig['database'] {
+function cachedStatements(raw: SqliteDatabase.Database): (sql: string) => SqliteDatabase.Statement {
   const statements = new Map<string, SqliteDatabase.Statement>();
-  return {
-    prepare(sql: string): SqliteDatabase.Statement {
-      let statement = statements.get(sql);
-      if (!statement) {
-        if (statements.size >= MAX_CACHED_STATEMENTS) statements.clear();
-        statement = raw.prepare(sql);
-        statements.set(sql, statement);
-      }
-      return statement;
-    },
-    close(): void {
-      statements.clear();
-      raw.close();
-    },
+  return (sql) => {
+    let statement = statements.get(sql);
+    if (!statement) {
+      if (statements.size >= MAX_CACHED_STATEMENTS) statements.clear();
+      statement = raw.prepare(sql);
+      statements.set(sql, statement);
+    }
+    return statement;
   };
 }
