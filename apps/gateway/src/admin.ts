@@ -183,20 +183,7 @@ export function adminRoutes(deps: AdminDeps): FastifyPluginCallback {
       if (typeof body.token === 'string') {
         await engine.revoke({ token: body.token }, { kind: 'admin', actor: actor(request) });
       } else if (typeof body.token_hash === 'string') {
-        const record = await store.getToken(body.token_hash);
-        if (record) {
-          const changed = await store.revokeToken(body.token_hash, clock.now());
-          engine.tokenCache.invalidate({ kind: 'token', tokenHash: body.token_hash });
-          if (changed) {
-            await engine.ctx.auditor.emit('token_revoked', {
-              agent_id: record.agentId,
-              client_id: record.clientId,
-              user_id: record.userId,
-              provider_id: record.providerId,
-              revoked_by: `admin:${actor(request)}`,
-            });
-          }
-        }
+        await engine.admin.revokeTokenHash(body.token_hash, actor(request));
       } else throw new AthError('INVALID_REQUEST', 'Send token or token_hash', { field: 'token' });
       return ok(reply, { revoked: true });
     });

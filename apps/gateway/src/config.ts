@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { extname } from 'node:path';
-import { defaultApprovalPolicy, type ApprovalPolicy, type ProviderConfig } from '@athkit/core';
+import { defaultApprovalPolicy, resourceProblem, type ApprovalPolicy, type ProviderConfig } from '@athkit/core';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { PROVIDER_ID_PATTERN } from './canonical-path.js';
@@ -15,6 +15,9 @@ export { Secret } from './secret.js';
 export const MAX_TOKEN_TTL_SECONDS = 3600;
 export const MAX_SESSION_TTL_SECONDS = 600;
 export const DEFAULT_STORAGE = 'sqlite:./data/gateway.db';
+/** Slow-client timeouts (threats F12): the whole request, body included, and its headers alone. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
 
 export interface RateLimit {
   /** Requests allowed per window. */
@@ -34,7 +37,11 @@ export interface UpstreamOAuthConfig {
   /** The secret itself, read from `client_secret_env` at load time. Never printed. */
   client_secret: Secret;
   token_endpoint_auth_method: 'client_secret_basic' | 'client_secret_post';
-  /** RFC 8707 resource indicator sent upstream when the agent did not name one. */
+  /**
+   * RFC 8707 resource indicator sent upstream when the agent did not name one. Not required to be
+   * under `api_base` (an AS may use its own identifiers); a load-time warning says when it is not,
+   * since agents themselves may only name `api_base` or a path below it (threats D9).
+   */
   resource?: string;
 }
 
@@ -64,7 +71,12 @@ export interface GatewayConfig {
   gatewayId: string;
   /** Where admin-API provider changes are persisted (JSON); null = runtime memory only. */
   providersFile: string | null;
-  limits: { athBodyBytes: number; proxyBodyBytes: number; drainMs: number };
+  /**
+   * Body limits, the SIGTERM drain window, and the slow-client timeouts (threats F12): a request
+   * whose headers (`headersTimeoutMs`) or whole request, body included (`requestTimeoutMs`), has not
+   * arrived in time is answered 408 and its connection closed.
+   */
+  limits: { athBodyBytes: number; proxyBodyBytes: number; drainMs: number; requestTimeoutMs: number; headersTimeoutMs: number };
   tokenTtlSeconds: number;
   sessionTtlSeconds: number;
   /** `false` turns a limit off (e.g. when a load balancer in front already limits). */
@@ -287,8 +299,17 @@ function configSchema(dev: boolean) {
           athBodyBytes: z.number().int().min(1024).max(1024 * 1024).default(65_536),
           proxyBodyBytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(10 * 1024 * 1024),
           drainMs: z.number().int().min(0).max(600_000).default(10_000),
+          requestTimeoutMs: z.number().int().min(1000).max(3_600_000).default(DEFAULT_REQUEST_TIMEOUT_MS),
+          headersTimeoutMs: z.number().int().min(1000).max(3_600_000).default(DEFAULT_HEADERS_TIMEOUT_MS),
         })
-        .default({ athBodyBytes: 65_536, proxyBodyBytes: 10 * 1024 * 1024, drainMs: 10_000 }),
+        .refine((l) => l.headersTimeoutMs <= l.requestTimeoutMs, { path: ['headersTimeoutMs'], message: 'must not exceed limits.requestTimeoutMs' })
+        .default({
+          athBodyBytes: 65_536,
+          proxyBodyBytes: 10 * 1024 * 1024,
+          drainMs: 10_000,
+          requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS,
+          headersTimeoutMs: DEFAULT_HEADERS_TIMEOUT_MS,
+        }),
       tokenTtlSeconds: positiveInt(MAX_TOKEN_TTL_SECONDS).default(MAX_TOKEN_TTL_SECONDS),
       sessionTtlSeconds: positiveInt(MAX_SESSION_TTL_SECONDS).default(MAX_SESSION_TTL_SECONDS),
       rateLimits: z.strictObject({ perAgent: z.union([z.literal(false), rateLimit(600)]), perIp: z.union([z.literal(false), rateLimit(1200)]) }).default({
@@ -441,6 +462,12 @@ export function parseConfig(raw: unknown, env: Readonly<Record<string, string | 
   if (providers.length === 0) warnings.push('no providers configured');
   for (const p of providers) {
     if (p.scope_map.length === 0) warnings.push(`provider ${p.provider_id}: empty scope_map, every proxied call is denied`);
+    // A warning, not an error: the operator's default may be an AS-defined identifier outside api_base (threats D9 binds agents only).
+    if (p.oauth.resource !== undefined && resourceProblem(p.oauth.resource, p.api_base) !== null) {
+      warnings.push(
+        `provider ${p.provider_id}: oauth.resource is not api_base or a path below it; it is sent upstream when an agent names no resource, but an agent naming it gets 400 (threats D9)`,
+      );
+    }
   }
 
   return {
@@ -563,6 +590,7 @@ export function toCoreProvider(p: GatewayProviderConfig): ProviderConfig {
     available_scopes: p.available_scopes,
     ...(p.agent_approval_required !== undefined ? { agent_approval_required: p.agent_approval_required } : {}),
     upstream_client_id: p.oauth.client_id,
+    api_base: p.api_base, // agents' RFC 8707 resource must be under it (threats D9, decided in core)
   };
 }
 

@@ -1,9 +1,10 @@
 import { EventEmitter } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Readable, Transform, type Duplex, type TransformCallback } from 'node:stream';
 import {
   AthEngine,
   AthError,
+  AthUnavailableError,
   bindingCookieName,
   gatewayDiscovery,
   systemClock,
@@ -23,6 +24,7 @@ import {
   GATEWAY_CONTINUE_PATH,
   HSTS,
   onlyValue,
+  replyAthError,
   sendAthError,
   sendCompletionPage,
   sendGatewayConsentPage,
@@ -122,14 +124,38 @@ function hasRequestBody(request: FastifyRequest): boolean {
   return length !== undefined && length !== '0';
 }
 
+/**
+ * Node's 'clientError' (the request could not be read: parse error, header overflow, or a slow
+ * client past `limits.headersTimeoutMs` / `requestTimeoutMs`): an ATHError body instead of fastify's
+ * own shape, then the connection is closed. Nothing of the request is logged or echoed (Node's
+ * parse errors carry the raw bytes in `err.rawPacket`).
+ */
+function clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  // As Node's own handler: never write into a response that has already started on this socket.
+  const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (socket.writable && !inFlight?.headersSent) {
+    const [status, reason, message] =
+      err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'request_timeout', 'The request was not received in time']
+        : err.code === 'HPE_HEADER_OVERFLOW'
+          ? [431, 'header_overflow', 'Request headers are too large']
+          : [400, 'malformed', 'Malformed request'];
+    const body = JSON.stringify(new AthError('INVALID_REQUEST', message, { reason }));
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
+        `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Cache-Control: no-store\r\nPragma: no-cache\r\nX-Content-Type-Options: nosniff\r\n` +
+        `Strict-Transport-Security: ${HSTS}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
+}
+
+/** Draining (threats I7): the same 503 INTERNAL_ERROR + Retry-After as an unreachable store (I3), and the connection closes. */
 function sendUnavailable(reply: FastifyReply): FastifyReply {
-  athHeaders(reply);
-  return reply
-    .code(503)
-    .header('retry-after', '1')
-    .header('connection', 'close')
-    .type('application/json; charset=utf-8')
-    .send(JSON.stringify({ code: 'INTERNAL_ERROR', message: 'The gateway is shutting down; retry on another instance' }));
+  reply.header('connection', 'close');
+  return replyAthError(reply, new AthUnavailableError('The gateway is shutting down; retry on another instance'));
 }
 
 /**
@@ -193,12 +219,22 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     // fastify's own HTTP/1 server set-up (lib/server.js), with the fast path in front of its handler.
     serverFactory: (handler, options): Server => {
       // fastify passes its options with the defaults filled in.
-      const opts = options as unknown as { keepAliveTimeout: number; requestTimeout: number; connectionTimeout: number; maxRequestsPerSocket: number };
-      const server = createServer((req, res) => {
-        if (!fastProxy(req, res)) handler(req, res);
-      });
+      const opts = options as unknown as { keepAliveTimeout: number; connectionTimeout: number; maxRequestsPerSocket: number };
+      const { requestTimeoutMs, headersTimeoutMs } = config.limits;
+      const server = createServer(
+        {
+          // Slow clients (threats F12): headers, then the whole request (body included), must arrive
+          // in time, or Node fails the connection with ERR_HTTP_REQUEST_TIMEOUT → clientError → 408.
+          // Node checks the deadlines every connectionsCheckingInterval (default 30 s, too coarse).
+          requestTimeout: requestTimeoutMs,
+          headersTimeout: headersTimeoutMs,
+          connectionsCheckingInterval: Math.max(250, Math.min(5000, Math.floor(headersTimeoutMs / 4))),
+        },
+        (req, res) => {
+          if (!fastProxy(req, res)) handler(req, res);
+        },
+      );
       server.keepAliveTimeout = opts.keepAliveTimeout;
-      server.requestTimeout = opts.requestTimeout;
       server.setTimeout(opts.connectionTimeout);
       if (opts.maxRequestsPerSocket > 0) server.maxRequestsPerSocket = opts.maxRequestsPerSocket;
       return server;
@@ -209,7 +245,8 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     trustProxy: false,
     return503OnClosing: true,
     routerOptions: { maxParamLength: 2048 },
-    requestTimeout: 120_000,
+    requestTimeout: config.limits.requestTimeoutMs,
+    clientErrorHandler: clientError,
     frameworkErrors: (err, request, reply) => {
       void sendAthError(request, reply, new AthError('INVALID_REQUEST', 'Malformed request', { reason: err.code === 'FST_ERR_BAD_URL' ? 'bad_url' : 'malformed' }));
     },

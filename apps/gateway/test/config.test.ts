@@ -148,7 +148,7 @@ describe('valid configurations', () => {
     const c = parseConfig(base({ approval: { autoApprove: ['mail:read'], deny: ['mail:send'] } }), PROD_ENV);
     const core = toCoreProviders(c);
     expect(core).toEqual([
-      { provider_id: 'mail', display_name: 'Mail', available_scopes: ['mail:read', 'mail:send'], upstream_client_id: 'gw' },
+      { provider_id: 'mail', display_name: 'Mail', available_scopes: ['mail:read', 'mail:send'], upstream_client_id: 'gw', api_base: 'https://api.example.com/v1/' },
     ]);
     expectNoSecrets(JSON.stringify(core));
     expect(typeof toApprovalPolicy(c)).toBe('function');

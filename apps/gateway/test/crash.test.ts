@@ -151,6 +151,12 @@ describe('crash with SIGKILL under load (SQLite)', () => {
     const ackRegistrations: TestAgent[] = [];
     const ackTokens: { agent: TestAgent; token: string }[] = [];
     const ackRevocations: string[] = [];
+    let firstAck!: () => void;
+    const acknowledged = new Promise<void>((r) => (firstAck = r));
+    const ack = <T>(list: T[], item: T): void => {
+      list.push(item);
+      firstAck();
+    };
     let load = true;
     const loaders = Array.from({ length: 6 }, async (_, i) => {
       while (load) {
@@ -159,20 +165,21 @@ describe('crash with SIGKILL under load (SQLite)', () => {
       }
     });
     const work: Promise<unknown>[] = [
-      ...agents.slice(6).map((agent) => register(agent).then((s) => s === 201 && ackRegistrations.push(agent)).catch(() => undefined)),
+      ...agents.slice(6).map((agent) => register(agent).then((s) => s === 201 && ack(ackRegistrations, agent)).catch(() => undefined)),
       ...pendingSessions.map(({ agent, sessionId }) =>
         exchange(agent, sessionId)
-          .then((r) => r.status === 200 && ackTokens.push({ agent, token: r.body.access_token }))
+          .then((r) => r.status === 200 && ack(ackTokens, { agent, token: r.body.access_token }))
           .catch(() => undefined),
       ),
       ...tokens.slice(0, 6).map(({ agent, token }) =>
         post('/ath/revoke', { client_id: agent.clientId, client_secret: agent.clientSecret, token })
-          .then((r) => r.status === 200 && ackRevocations.push(token))
+          .then((r) => r.status === 200 && ack(ackRevocations, token))
           .catch(() => undefined),
       ),
     ];
-    // Kill while that is in flight: after the first acknowledgements, before all of them.
-    await Promise.race([Promise.all(work), new Promise((r) => setTimeout(r, 40))]);
+    // Kill while that is in flight: right after the first acknowledgement (however slow the machine),
+    // normally before all of them.
+    await Promise.race([Promise.all(work), acknowledged.then(() => new Promise((r) => setTimeout(r, 5)))]);
     child!.kill('SIGKILL');
     await new Promise((r) => child!.once('exit', r));
     load = false;

@@ -6,6 +6,7 @@ export * from './store.js';
 export { MemoryStore, PURGE_GRACE_MS, RATE_WINDOW_RETENTION_MS } from './memory-store.js';
 export * from './scopes.js';
 export * from './providers.js';
+export * from './resource.js';
 export * from './policy.js';
 export * from './audit.js';
 export * from './vault.js';

@@ -12,6 +12,12 @@ export interface ProviderConfig {
   agent_approval_required?: boolean;
   /** OAuth client_id the consent launch URL names upstream (gateway mode). */
   upstream_client_id?: string;
+  /**
+   * Absolute http(s) URL of the provider's API (the gateway's `api_base`, a native service's
+   * ath-app.json `api_base`). When set, an agent's RFC 8707 `resource` must name it or a path below
+   * it (threats D9, see resource.ts); when absent only the RFC 8707 syntax is checked.
+   */
+  api_base?: string;
 }
 
 /** Where the engine looks providers up; the gateway's catalog changes at run time (admin API). */

@@ -78,6 +78,11 @@ export interface Store {
   /**
    * Calls `listener` when a token or a whole agent is revoked by any instance sharing the store
    * (PostgreSQL: LISTEN/NOTIFY; in-process stores: directly). Returns an unsubscribe function.
+   * A store whose feed crosses a connection also reports the feed itself (threats I3): `{ kind:
+   * 'feed', live: false }` as soon as that connection is lost (revocations made elsewhere may be
+   * missed from then on), and `{ kind: 'feed', live: true }` once it listens again, which it does
+   * on its own. In-process stores never lose it. A listener added while the feed is down is told
+   * `{ kind: 'feed', live: false }` at once.
    */
   watchRevocations(listener: (event: RevocationEvent) => void): Promise<() => Promise<void>>;
   /** Deletes rows whose retention ended before `now` (jti after exp, sessions, expired tokens, old windows). */
@@ -289,7 +294,16 @@ export interface RateLimitResult {
   resetInMs: number;
 }
 
-export type RevocationEvent = { kind: 'token'; tokenHash: string } | { kind: 'agent'; clientId: string };
+export type RevocationEvent =
+  | { kind: 'token'; tokenHash: string }
+  | { kind: 'agent'; clientId: string }
+  | RevocationFeedEvent;
+
+/**
+ * The revocation feed's own state (see {@link Store.watchRevocations}). While it is not live, a
+ * listener must not trust anything it cached on the strength of the feed (threats I3).
+ */
+export type RevocationFeedEvent = { kind: 'feed'; live: boolean };
 
 export interface PurgeCounts {
   jti: number;

@@ -38,10 +38,19 @@ export function fromFastifyError(err: FastifyError): AthError {
   return toAthError(err);
 }
 
-/** Sends an ATHError body (C-200) with its status and extra headers (Allow, Retry-After). */
+/**
+ * Sends an ATHError body (C-200) with its status and extra headers (Allow, Retry-After). The
+ * status comes from core (toAthError): an unreachable store is 503 with Retry-After (threats I3),
+ * any other unexpected failure a generic 500 (C-204).
+ */
 export function sendAthError(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
   const err = error instanceof AthError ? error : fromFastifyError(error as FastifyError);
   if (err.status >= 500) request.log.error({ err: error }, 'ATH request failed');
+  return replyAthError(reply, err);
+}
+
+/** Renders an AthError as the response (status, ATHError body, ATH headers, Allow / Retry-After), without logging. */
+export function replyAthError(reply: FastifyReply, err: AthError): FastifyReply {
   athHeaders(reply);
   for (const [k, v] of Object.entries(errorHeaders(err))) reply.header(k, v);
   return reply.code(err.status).type('application/json; charset=utf-8').send(JSON.stringify(err.toJSON()));

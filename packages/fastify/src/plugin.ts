@@ -172,7 +172,7 @@ const athFastifyPlugin: FastifyPluginAsync<AthFastifyOptions> = async (app, rawO
   const engine = new AthEngine({
     store: opts.store,
     baseUrl: opts.baseUrl,
-    providers: [{ provider_id: appId, display_name: opts.service.name, available_scopes: [...opts.scopes] }],
+    providers: [{ provider_id: appId, display_name: opts.service.name, available_scopes: [...opts.scopes], api_base: opts.service.api_base }],
     policy,
     ...(opts.identity ? { identity: opts.identity } : {}),
     ...(opts.clock ? { clock: opts.clock } : {}),

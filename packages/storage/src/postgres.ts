@@ -16,11 +16,21 @@ export interface PostgresStoreOptions {
    * NOT end it on close().
    */
   pool?: pg.Pool;
-  /** Extra settings for the pool the store creates (when `pool` is not given). */
+  /**
+   * Extra settings for the pool the store creates (when `pool` is not given). Unless set here,
+   * `connectionTimeoutMillis` is {@link DEFAULT_CONNECTION_TIMEOUT_MS}, so an unreachable server
+   * fails a call (503, threats I3) instead of holding it forever.
+   */
   poolConfig?: Omit<pg.PoolConfig, 'connectionString'>;
   /** Schema holding every table; created if missing. Default: the connection's search_path. */
   schema?: string;
 }
+
+/** How long the pools we create wait for a new connection before failing the call (ms). */
+export const DEFAULT_CONNECTION_TIMEOUT_MS = 5000;
+
+/** How long the revocation feed waits before listening again after losing its connection (ms). */
+const RELISTEN_DELAY_MS = 1000;
 
 /** NOTIFY channel shared by all athkit stores of a database; payloads carry the schema. */
 export const REVOCATION_CHANNEL = 'athkit_revocations';
@@ -50,6 +60,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
   const pool =
     options.pool ??
     new pg.Pool({
+      connectionTimeoutMillis: DEFAULT_CONNECTION_TIMEOUT_MS,
       ...options.poolConfig,
       ...(options.connectionString !== undefined ? { connectionString: options.connectionString } : {}),
       types: int8AsNumber,
@@ -76,10 +87,18 @@ interface Payload {
   e: RevocationEvent;
 }
 
-/** LISTEN/NOTIFY transport. One dedicated connection per store while anyone is listening. */
+/**
+ * LISTEN/NOTIFY transport. One dedicated connection per store while anyone is listening. When that
+ * connection is lost (server restart, network cut), notifications sent meanwhile are gone for
+ * good: the bus tells the store's listeners at once (`{ kind: 'feed', live: false }`), listens
+ * again every second until it succeeds, and then says so (`{ kind: 'feed', live: true }`), so core
+ * can stop trusting its token cache in between (threats I3).
+ */
 class PgRevocationBus implements RevocationBus {
   private readonly origin = randomUUID();
   private client: pg.PoolClient | undefined;
+  /** Removes this bus's handlers from `client` (before it goes back to the pool for reuse). */
+  private detach: (() => void) | undefined;
   private onEvent: ((event: RevocationEvent) => void) | undefined;
   private retry: NodeJS.Timeout | undefined;
 
@@ -89,6 +108,7 @@ class PgRevocationBus implements RevocationBus {
   ) {}
 
   async publish(trx: Transaction<Database>, event: RevocationEvent): Promise<void> {
+    if (event.kind === 'feed') return; // the feed's state is local to each instance
     const payload: Payload = { s: this.schema, o: this.origin, e: event };
     await sql`select pg_notify(${REVOCATION_CHANNEL}, ${JSON.stringify(payload)})`.execute(trx);
   }
@@ -103,32 +123,48 @@ class PgRevocationBus implements RevocationBus {
     if (this.retry) clearTimeout(this.retry);
     this.retry = undefined;
     const client = this.client;
+    const detach = this.detach;
     this.client = undefined;
+    this.detach = undefined;
     if (!client) return;
     try {
       await client.query(`UNLISTEN ${REVOCATION_CHANNEL}`);
       client.release();
+      detach?.(); // after release: the pool's own 'error' handler is back on it
     } catch (e) {
       client.release(e instanceof Error ? e : true);
     }
   }
 
-  private async connect(): Promise<void> {
+  /** Resolves once LISTEN is in place (true), or false when unsubscribed meanwhile. */
+  private async connect(): Promise<boolean> {
     const client = await this.pool.connect();
-    client.on('notification', (msg) => this.deliver(msg));
-    client.on('error', (err) => this.lost(client, err));
+    const onNotification = (msg: pg.Notification): void => this.deliver(msg);
+    // pg reports a dead connection as 'error' (and then 'end'); either one means the feed is gone.
+    // These stay on a client that failed (it is discarded), so a late 'error' never goes unheard.
+    const onError = (err: Error): void => this.lost(client, err);
+    const onEnd = (): void => this.lost(client, new Error('Connection terminated'));
+    client.on('notification', onNotification);
+    client.on('error', onError);
+    client.on('end', onEnd);
     try {
       await client.query(`LISTEN ${REVOCATION_CHANNEL}`);
     } catch (e) {
       client.release(e instanceof Error ? e : true);
       throw e;
     }
-    if (!this.onEvent) {
-      // Unsubscribed while connecting.
+    if (!this.onEvent || this.client) {
+      // Unsubscribed while connecting, or another attempt got there first.
       client.release(true);
-      return;
+      return false;
     }
     this.client = client;
+    this.detach = () => {
+      client.off('notification', onNotification);
+      client.off('error', onError);
+      client.off('end', onEnd);
+    };
+    return true;
   }
 
   private deliver(msg: pg.Notification): void {
@@ -147,18 +183,25 @@ class PgRevocationBus implements RevocationBus {
       this.onEvent?.({ kind: 'agent', clientId: e.clientId });
   }
 
-  /** The listening connection died: drop it and reconnect (once a second) while still subscribed. */
+  /** The listening connection died: say so, drop it, and listen again (once a second) while still subscribed. */
   private lost(client: pg.PoolClient, err: Error): void {
     if (this.client !== client) return;
     this.client = undefined;
+    this.detach = undefined;
     client.release(err);
+    this.onEvent?.({ kind: 'feed', live: false });
     const again = (): void => {
       this.retry = undefined;
       if (!this.onEvent || this.client) return;
-      this.connect().catch(() => {
-        if (this.onEvent) this.retry = setTimeout(again, 1000).unref();
-      });
+      this.connect().then(
+        (listening) => {
+          if (listening) this.onEvent?.({ kind: 'feed', live: true });
+        },
+        () => {
+          if (this.onEvent && !this.client) this.retry = setTimeout(again, RELISTEN_DELAY_MS).unref();
+        },
+      );
     };
-    this.retry = setTimeout(again, 1000).unref();
+    this.retry = setTimeout(again, RELISTEN_DELAY_MS).unref();
   }
 }

@@ -272,6 +272,8 @@ export class SqlStore implements Store {
   private readonly release: () => Promise<void>;
   private readonly listeners = new Set<(event: RevocationEvent) => void>();
   private subscribed: Promise<void> | undefined;
+  /** Whether the cross-instance revocation feed is connected (last 'feed' event of the bus). */
+  private feedLive = true;
   private closing: Promise<void> | undefined;
   /** The hot statements, compiled once per shape (see compiled-queries.ts). */
   private readonly compiled: CompiledQueries<Database>;
@@ -712,6 +714,8 @@ export class SqlStore implements Store {
           this.listeners.delete(listener);
           throw e;
         }
+        // A listener that arrives while the feed is down must not trust anything it caches.
+        if (!this.feedLive) listener({ kind: 'feed', live: false });
       }
       let active = true;
       return async () => {
@@ -720,6 +724,7 @@ export class SqlStore implements Store {
         this.listeners.delete(listener);
         if (this.bus && this.listeners.size === 0 && this.subscribed) {
           this.subscribed = undefined;
+          this.feedLive = true;
           await this.bus.unsubscribe().catch(() => undefined);
         }
       };
@@ -884,6 +889,7 @@ export class SqlStore implements Store {
   }
 
   private emit(event: RevocationEvent): void {
+    if (event.kind === 'feed') this.feedLive = event.live;
     for (const listener of [...this.listeners]) {
       try {
         listener(event);

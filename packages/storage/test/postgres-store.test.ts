@@ -2,6 +2,7 @@ import type { Store } from '@athkit/core';
 import { createPostgresStore } from '../src/index.js';
 import { describeStoreContract } from './store-contract.js';
 import { describePostgresSpecific } from './postgres-specific.js';
+import { describePostgresOutage } from './postgres-outage.js';
 import { dropSchema, freshSchemaName, pgTestUrl } from './helpers.js';
 
 // Every PostgreSQL suite lives in this one file, so a run without a database prints one skip line.
@@ -29,4 +30,5 @@ if (url) {
     };
   });
   describePostgresSpecific(url);
+  describePostgresOutage(url);
 }

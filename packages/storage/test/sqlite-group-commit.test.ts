@@ -20,7 +20,9 @@ async function open(): Promise<{ store: SqlStore; filename: string; reader: Sqli
   cleanups.push(() => store.close());
   // A second handle, as another process would see the file: committed rows only.
   const reader = new SqliteDatabase(filename, { readonly: true });
-  cleanups.push(() => reader.close());
+  cleanups.push(() => {
+    reader.close();
+  });
   return { store, filename, reader };
 }
 

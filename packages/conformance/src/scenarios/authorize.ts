@@ -2,6 +2,7 @@ import { validateAuthorizationResponse } from '@athkit/schemas';
 import { brief, check } from '../assert.js';
 import { AGENT_REDIRECT_URI, UNKNOWN_PROVIDER, type RunContext } from '../context.js';
 import { isLoopbackHost } from '../http.js';
+import { UPSTREAM_PROVIDER_ID } from '../upstream.js';
 import type { Scenario } from '../types.js';
 import { cases } from './attestation.js';
 
@@ -110,7 +111,15 @@ export const authorizeScenarios: Scenario[] = [
   }, ['D6']),
   e('E.resource', '(MAY) resource: an absolute URI → 200, "not a uri" → 400', ['C-086'], 'S/server/authorization.mdx; RFC 8707', async (ctx) => {
     const reg = await ctx.primary();
-    ctx.expectStatus(await ctx.authorize(reg, { resource: 'https://api.p.test/v1' }), 200, 'resource URI');
+    // threats D9: a server may admit only its API base or a path below it, so use the base when the
+    // suite knows it (native ath-app.json, or the suite's own upstream provider); otherwise 400 is allowed too.
+    const apiBase = ctx.apiBase ?? (ctx.upstream && ctx.providerId === UPSTREAM_PROVIDER_ID ? `${ctx.upstream.apiOrigin}/` : null);
+    const first = await ctx.authorize(reg, { resource: apiBase ?? 'https://api.p.test/v1' });
+    if (apiBase !== null || first.status === 200) ctx.expectStatus(first, 200, 'resource URI');
+    else {
+      ctx.expectError(first, 400, 'INVALID_REQUEST', 'resource outside the (unknown) API base');
+      ctx.note('https://api.p.test/v1 refused (resource restricted to the API base, threats D9)');
+    }
     ctx.expectError(await ctx.authorize(reg, { resource: 'not a uri' }), 400, 'INVALID_REQUEST', 'resource "not a uri"');
   }, ['D9']),
   e('E.session-entropy', '20 sessions: distinct, ≥ 22 chars, no shared incrementing pattern', ['C-087'], 'HIST AS9; AMB-27', async (ctx) => {

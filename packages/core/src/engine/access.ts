@@ -42,17 +42,39 @@ export interface AccessRequest {
  * Entries are dropped on revocation (locally at once; from other instances through the store's
  * revocation feed) and re-read from the store after `ttlMs` anyway, which bounds staleness where no
  * feed crosses processes. Keyed by the raw token (it never leaves process memory).
+ *
+ * Threats I3: the cache is only as good as the feed. When the store reports the feed lost
+ * (`{ kind: 'feed', live: false }`), every entry is dropped and nothing is cached or served from
+ * the cache until the feed is live again, so each call is validated against the store (and fails
+ * closed, 503, when the store is unreachable). A record read from the store before an
+ * invalidation is never cached after it (see {@link TokenCache.generation}).
  */
 export class TokenCache {
   private readonly byToken = new Map<string, { record: TokenRecord; cachedAt: number }>();
   private readonly tokenByHash = new Map<string, string>();
+  private live = true;
+  private gen = 0;
 
   constructor(
     private readonly maxEntries = 100_000,
     private readonly ttlMs = 1000,
   ) {}
 
+  /** False while the store's revocation feed is down: the cache then neither answers nor fills. */
+  get feedLive(): boolean {
+    return this.live;
+  }
+
+  /**
+   * Changes on every invalidation. Read it before a store read and pass it to {@link set}: a
+   * record read before a revocation (or a feed change) was heard is then not cached.
+   */
+  get generation(): number {
+    return this.gen;
+  }
+
   get(token: string, now: number): TokenRecord | undefined {
+    if (!this.live) return undefined;
     const entry = this.byToken.get(token);
     if (!entry) return undefined;
     if (now - entry.cachedAt > this.ttlMs) {
@@ -62,7 +84,8 @@ export class TokenCache {
     return entry.record;
   }
 
-  set(token: string, record: TokenRecord, now: number): void {
+  set(token: string, record: TokenRecord, now: number, generation = this.gen): void {
+    if (!this.live || generation !== this.gen) return;
     if (this.byToken.size >= this.maxEntries) {
       const oldest = this.byToken.keys().next().value;
       if (oldest !== undefined) this.delete(oldest);
@@ -72,6 +95,14 @@ export class TokenCache {
   }
 
   invalidate(event: RevocationEvent): void {
+    this.gen++;
+    if (event.kind === 'feed') {
+      // Lost: revocations made elsewhere may be missed from now on. Live again: the ones made while
+      // it was down were missed. Either way nothing cached so far can be trusted.
+      this.live = event.live;
+      this.clear();
+      return;
+    }
     if (event.kind === 'token') {
       const token = this.tokenByHash.get(event.tokenHash);
       if (token !== undefined) this.delete(token);
@@ -83,6 +114,13 @@ export class TokenCache {
   clear(): void {
     this.byToken.clear();
     this.tokenByHash.clear();
+  }
+
+  /** Empty, and back to the state without any feed (entries trusted for `ttlMs`). */
+  reset(): void {
+    this.gen++;
+    this.live = true;
+    this.clear();
   }
 
   get size(): number {
@@ -110,9 +148,10 @@ export async function validateAccess(ctx: EngineContext, cache: TokenCache, req:
 
   let record = cache.get(token, now);
   if (!record) {
+    const generation = cache.generation;
     record = (await ctx.store.getToken(await sha256(token))) ?? undefined;
     if (!record) throw new AthError('TOKEN_INVALID', 'Unknown access token');
-    if (record.revokedAt === null) cache.set(token, record, now);
+    if (record.revokedAt === null) cache.set(token, record, now, generation);
   }
   if (record.revokedAt !== null) throw new AthError('TOKEN_REVOKED', 'The access token was revoked');
   if (record.expiresAt <= now) throw new AthError('TOKEN_EXPIRED', 'The access token has expired');

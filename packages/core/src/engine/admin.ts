@@ -4,6 +4,7 @@ import { uniqueScopes } from '../scopes.js';
 import type { AgentRecord, AgentState } from '../store.js';
 import type { TokenCache } from './access.js';
 import type { EngineContext } from './context.js';
+import { revokeTokenHash } from './revocation.js';
 
 function notFound(clientId: string): AthError {
   return new AthError('NOT_FOUND', `No agent with client_id ${clientId}`);
@@ -97,6 +98,14 @@ export class AgentAdmin {
     await this.revokeTokens(clientId);
     await this.ctx.store.deleteAgent(clientId);
     await this.ctx.auditor.emit('agent_status_changed', { agent_id: agent.agentId, client_id: clientId, agent_status: 'deleted', actor });
+  }
+
+  /**
+   * Revokes one token known only by its stored hash (what the admin token list shows): durable,
+   * seen by this instance's cache at once, audited. An unknown hash is a no-op.
+   */
+  async revokeTokenHash(tokenHash: string, actor = 'admin'): Promise<void> {
+    await revokeTokenHash(this.ctx, this.cache, tokenHash, { kind: 'admin', actor });
   }
 
   /** Revokes every live token of the agent; returns how many. */

@@ -3,6 +3,7 @@ import { acceptedAudiences } from '../attestation/index.js';
 import { sha256, timingSafeEqual } from '../digest.js';
 import { AthError } from '../errors.js';
 import { base64url, randomId } from '../random.js';
+import { checkResourceIndicator } from '../resource.js';
 import { uniqueScopes } from '../scopes.js';
 import type { AgentRecord, SessionRecord } from '../store.js';
 import type { ProviderConfig } from '../providers.js';
@@ -48,9 +49,7 @@ export async function authorize(ctx: EngineContext, body: unknown): Promise<Auth
     throw new AthError('SCOPE_NOT_APPROVED', 'Requested scopes are not approved for this agent', { scopes: notApproved });
   }
   const userRedirectUri = checkRedirect(ctx, agent, req.user_redirect_uri); // 8
-  if (req.resource !== undefined && !isAbsoluteWithoutFragment(req.resource)) {
-    throw new AthError('INVALID_REQUEST', 'resource must be an absolute URI without fragment (RFC 8707)', { field: 'resource' });
-  }
+  if (req.resource !== undefined) checkResourceIndicator(req.resource, provider.api_base); // threats D9, C-086
 
   // 9-step extension (step 5): only when the handshake is enabled and the body names one.
   const handshake =
@@ -115,15 +114,6 @@ function checkRedirect(ctx: EngineContext, agent: AgentRecord, uri: string | und
     });
   }
   return uri;
-}
-
-function isAbsoluteWithoutFragment(value: string): boolean {
-  try {
-    new URL(value);
-    return !value.includes('#');
-  } catch {
-    return false;
-  }
 }
 
 /**

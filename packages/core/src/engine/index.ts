@@ -136,7 +136,11 @@ export class AthEngine {
     return this.rateLimiter.enforce(bucket, key);
   }
 
-  /** Subscribes to revocations made by other instances sharing the store (hot-path cache invalidation). */
+  /**
+   * Subscribes to revocations made by other instances sharing the store (hot-path cache
+   * invalidation). While the store reports its feed lost, the token cache is bypassed, so every
+   * call is validated against the store (threats I3; see TokenCache).
+   */
   async start(): Promise<void> {
     if (this.unsubscribe) return;
     this.unsubscribe = await this.ctx.store.watchRevocations((e) => this.tokenCache.invalidate(e));
@@ -145,7 +149,7 @@ export class AthEngine {
   async close(): Promise<void> {
     await this.unsubscribe?.();
     this.unsubscribe = null;
-    this.tokenCache.clear();
+    this.tokenCache.reset();
   }
 
   /** POST /ath/agents/register → 201. */

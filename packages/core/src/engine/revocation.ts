@@ -26,13 +26,26 @@ export async function revokeToken(
   const req = parseWire(validateTokenRevocationRequest, body);
   const agent = caller.kind === 'agent' ? await authenticateClient(ctx, req.client_id, req.client_secret) : null;
 
-  const tokenHash = await sha256(req.token);
+  await revokeTokenHash(ctx, cache, await sha256(req.token), caller, agent?.clientId ?? null);
+}
+
+/**
+ * Revokes the token stored under `tokenHash` for a caller already authenticated (the agent's
+ * `clientId`, an admin, or a user): unknown tokens are a no-op; a token of someone else is refused.
+ */
+export async function revokeTokenHash(
+  ctx: EngineContext,
+  cache: TokenCache,
+  tokenHash: string,
+  caller: RevocationCaller,
+  agentClientId: string | null = null,
+): Promise<void> {
   const record = await ctx.store.getToken(tokenHash);
   if (!record) return;
   const owner =
     caller.kind === 'admin' ||
     (caller.kind === 'user' && record.userId === caller.userId) ||
-    (agent !== null && record.clientId === agent.clientId);
+    (caller.kind === 'agent' && agentClientId !== null && record.clientId === agentClientId);
   if (!owner) throw new AthError('AGENT_IDENTITY_MISMATCH', 'This token was not issued to the caller');
 
   const changed = await ctx.store.revokeToken(tokenHash, ctx.clock.now());

@@ -249,6 +249,37 @@ describe('authorization (checklist E)', () => {
     expect((await access(h.engine, tok.access_token, a2.agentId)).resource).toBe('https://api.p.test/v1');
   });
 
+  it("threats D9: a resource outside the provider's API base (https://api.p.test/v1) is 400 and starts no session", async () => {
+    const refused: [string, string][] = [
+      ['https://api.p.test/v10', 'outside_api_base'],
+      ['https://api.p.test/', 'outside_api_base'],
+      ['https://api.open.test/', 'outside_api_base'], // another provider's API
+      ['http://api.p.test/v1', 'outside_api_base'],
+      ['https://api.p.test:8443/v1', 'outside_api_base'],
+      ['https://api.p.test/v1/../admin', 'not_normalized'],
+      ['https://api.p.test/v1/%2e%2e/admin', 'not_normalized'],
+      ['https://API.P.TEST/v1', 'not_normalized'],
+      ['https://api.p.test/v1/..%2Fadmin', 'ambiguous_path'],
+      ['https://api.p.test/v1#x', 'fragment'],
+    ];
+    for (const [resource, reason] of refused) {
+      const err = await withoutSession(() => rejection(async () => h.engine.authorize(await authorizeBody(reg1, a1, { resource }))));
+      expect(expectAthError(err, 'INVALID_REQUEST')['details'], resource).toEqual({ field: 'resource', reason });
+    }
+    // A relative reference already fails the schema's `format: uri`, which names the field by pointer.
+    const relative = await withoutSession(() => rejection(async () => h.engine.authorize(await authorizeBody(reg1, a1, { resource: '/v1' }))));
+    expect(expectAthError(relative, 'INVALID_REQUEST')['details']).toMatchObject({ violations: [{ pointer: '/resource' }] });
+    for (const resource of ['https://api.p.test/v1/', 'https://api.p.test/v1/messages']) {
+      const ok = await h.engine.authorize(await authorizeBody(reg1, a1, { resource }));
+      expect(new URL(ok.authorization_url).searchParams.get('resource')).toBe(resource);
+    }
+    // Each provider has its own base: 'open' admits a path below its API.
+    const aOpen = await h.agent('e-d9-open');
+    const regOpen = await h.register(aOpen, { requested_providers: [{ provider_id: 'open', scopes: ['o:read'] }] });
+    const open = await h.engine.authorize(await authorizeBody(regOpen, aOpen, { provider_id: 'open', scopes: ['o:read'], resource: 'https://api.open.test/mail' }));
+    expect(new URL(open.authorization_url).searchParams.get('resource')).toBe('https://api.open.test/mail');
+  });
+
   it('threats D10 (engine part): the launch consent view names the requesting agent, its claimed developer, provider and scopes', async () => {
     const res = await h.engine.authorize(await authorizeBody(reg2, a2, { scopes: ['p:read', 'p:write'] }));
     const { consent } = await h.engine.launch(new URL(res.authorization_url).searchParams, {});

@@ -175,6 +175,20 @@ describe('registration revocation by an admin (C-189, C-218)', () => {
     expect((await access(h.engine, fresh.access_token, a.agentId)).agentId).toBe(a.agentId);
   });
 
+  it('C-189: admin.revokeTokenHash kills one token by its stored hash (cached validation included), audits once, ignores unknown hashes', async () => {
+    const { a, tokens } = await agentWithTokens('c189-hash');
+    const [first, second] = tokens as [string, string];
+    await access(h.engine, first, a.agentId); // now in the validation cache
+    const hash = await sha256b64url(first);
+    await h.engine.admin.revokeTokenHash(hash, 'ops');
+    await h.engine.admin.revokeTokenHash(hash, 'ops');
+    await h.engine.admin.revokeTokenHash('no-such-hash', 'ops');
+    expectAthError(await rejection(() => access(h.engine, first, a.agentId)), 'TOKEN_REVOKED');
+    expect((await access(h.engine, second, a.agentId)).agentId).toBe(a.agentId);
+    const events = await h.store.queryAudit({ event: 'token_revoked', agentId: a.agentId });
+    expect(events.filter((e) => e['revoked_by'] === 'admin:ops')).toHaveLength(1);
+  });
+
   it('C-189: admin actions on an unknown client are 404 NOT_FOUND', async () => {
     for (const op of [() => h.engine.admin.deny('nosuch'), () => h.engine.admin.approve('nosuch'), () => h.engine.admin.remove('nosuch')]) {
       expectAthError(await rejection(op), 'NOT_FOUND');

@@ -15,9 +15,9 @@ export const BASE = 'https://ath.test';
 
 /** Fixture providers of checklist 0.3: P (approved for A1), P2 (exists, never approved), Q does not exist. */
 export const PROVIDERS: ProviderConfig[] = [
-  { provider_id: 'p', display_name: 'Provider P', available_scopes: ['p:read', 'p:write', 'p:admin'], upstream_client_id: 'ath-gw' },
+  { provider_id: 'p', display_name: 'Provider P', available_scopes: ['p:read', 'p:write', 'p:admin'], upstream_client_id: 'ath-gw', api_base: 'https://api.p.test/v1' },
   { provider_id: 'p2', display_name: 'Provider P2', available_scopes: ['p2:read'] },
-  { provider_id: 'open', display_name: 'Open provider', available_scopes: ['o:read'], agent_approval_required: false },
+  { provider_id: 'open', display_name: 'Open provider', available_scopes: ['o:read'], agent_approval_required: false, api_base: 'https://api.open.test/' },
 ];
 
 export interface TestAgent {

@@ -1,0 +1,115 @@
+import pg from 'pg';
+import { StoreUnavailableError, type RevocationEvent } from '@athkit/core';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { createPostgresStore } from '../src/index.js';
+import { agentRecord, tokenRecord } from './store-contract.js';
+import { dropSchema, freshSchemaName, waitFor } from './helpers.js';
+
+/**
+ * Threats I3 on PostgreSQL (registered by postgres-store.test.ts): lost connections are reported
+ * and healed without reopening the store. Only this file's own backends are terminated (found by
+ * a unique application_name), so other suites on the same server are not disturbed.
+ */
+export function describePostgresOutage(url: string): void {
+  const schemas: string[] = [];
+  const closers: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of closers.splice(0).reverse()) await c();
+  });
+  afterAll(async () => {
+    for (const s of schemas) await dropSchema(url, s);
+  });
+
+  async function terminate(applicationName: string, onlyListen: boolean): Promise<number> {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      const r = await c.query(
+        `select pg_terminate_backend(pid) from pg_stat_activity
+          where application_name = $1 and pid <> pg_backend_pid() ${onlyListen ? `and query ilike 'listen %'` : ''}`,
+        [applicationName],
+      );
+      return r.rowCount ?? 0;
+    } finally {
+      await c.end();
+    }
+  }
+
+  async function open(): Promise<{
+    schema: string;
+    app: string;
+    reader: Awaited<ReturnType<typeof createPostgresStore>>;
+    writer: Awaited<ReturnType<typeof createPostgresStore>>;
+  }> {
+    const schema = freshSchemaName();
+    schemas.push(schema);
+    const app = `athkit_outage_${schema}`;
+    const reader = await createPostgresStore({
+      connectionString: url,
+      schema,
+      poolConfig: { application_name: app },
+    });
+    const writer = await createPostgresStore({ connectionString: url, schema });
+    closers.push(
+      () => writer.close(),
+      () => reader.close(),
+    );
+    return { schema, app, reader, writer };
+  }
+
+  describe('PostgreSQL outage (threats I3)', () => {
+    it('the revocation feed reports its lost connection, listens again on its own, then delivers again', async () => {
+      const { app, reader, writer } = await open();
+      const events: RevocationEvent[] = [];
+      await reader.watchRevocations((e) => events.push(e));
+      expect(await terminate(app, true)).toBe(1);
+      expect(await waitFor(() => events.some((e) => e.kind === 'feed' && !e.live), 2000)).toBe(true);
+      expect(await waitFor(() => events.some((e) => e.kind === 'feed' && e.live), 10_000)).toBe(true);
+      expect(events).toEqual([
+        { kind: 'feed', live: false },
+        { kind: 'feed', live: true },
+      ]);
+      const t = tokenRecord(agentRecord());
+      await writer.createToken(t);
+      expect(await writer.revokeToken(t.tokenHash, 42)).toBe(true);
+      expect(await waitFor(() => events.length === 3, 2000)).toBe(true);
+      expect(events[2]).toEqual({ kind: 'token', tokenHash: t.tokenHash });
+    });
+
+    it('a listener added while the feed is down is told so at once', async () => {
+      const { app, reader } = await open();
+      const first: RevocationEvent[] = [];
+      await reader.watchRevocations((e) => first.push(e));
+      expect(await terminate(app, true)).toBe(1);
+      expect(await waitFor(() => first.some((e) => e.kind === 'feed' && !e.live), 2000)).toBe(true);
+      if (first.some((e) => e.kind === 'feed' && e.live)) return; // already healed: nothing left to observe
+      const late: RevocationEvent[] = [];
+      await reader.watchRevocations((e) => late.push(e));
+      expect(late[0]).toEqual({ kind: 'feed', live: false });
+      expect(await waitFor(() => late.some((e) => e.kind === 'feed' && e.live), 10_000)).toBe(true);
+    });
+
+    it('after its connections are killed, calls fail only as StoreUnavailableError and recover without reopening', async () => {
+      const { app, reader } = await open();
+      await reader.watchRevocations(() => undefined);
+      const a = agentRecord();
+      await reader.createAgent(a);
+      await Promise.all(Array.from({ length: 4 }, () => reader.getAgent(a.clientId))); // several pooled connections
+      expect(await terminate(app, false)).toBeGreaterThanOrEqual(2);
+      const outcomes: string[] = [];
+      const start = Date.now();
+      let ok = false;
+      while (!ok && Date.now() - start < 10_000) {
+        try {
+          ok = (await reader.getAgent(a.clientId))?.clientId === a.clientId;
+          outcomes.push('ok');
+        } catch (e) {
+          outcomes.push(e instanceof StoreUnavailableError ? 'unavailable' : `other: ${String(e)}`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+      expect(ok).toBe(true);
+      expect(outcomes.filter((o) => o !== 'ok' && o !== 'unavailable')).toEqual([]);
+    });
+  });
+}
