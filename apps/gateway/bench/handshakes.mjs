@@ -1,4 +1,4 @@
-// Full handshakes/s on the SQLite store (DESIGN.md: authorize → consent → callback → token): 10
+// Full handshakes/s on the SQLite store (or, as a same-run baseline, the memory store) (DESIGN.md: authorize → consent → callback → token): 10
 // windows of 1,000, each handshake = authorize → launch → continue → callback (code exchange against
 // the in-process fake AS) → token, driven in-process through the gateway's engine and OAuth bridge (no
 // sockets). Each window's agents sign their attestations and register (Phase A, once per agent)
@@ -9,9 +9,12 @@ import { join } from 'node:path';
 import { attestationsFor, benchGateway, handshake, registerAgent } from './common.mjs';
 const WINDOWS = Number(process.argv[2] ?? 10);
 const PER = Number(process.argv[3] ?? 1000);
+// `memory` runs the same handshakes on the in-memory store: the engine's own cost, measured in the
+// same run as a baseline for what SQLite adds.
+const STORE = process.argv[4] ?? 'sqlite';
 const CONCURRENCY = 16;
 const dir = mkdtempSync(join(tmpdir(), 'ath-bench-hs-'));
-const { gw, keys } = await benchGateway({ storage: `sqlite:${join(dir, 'gw.db')}` });
+const { gw, keys } = await benchGateway({ storage: STORE === 'memory' ? 'memory:' : `sqlite:${join(dir, 'gw.db')}` });
 const rates = [];
 let next = 0;
 for (let w = 0; w < WINDOWS; w++) {

@@ -61,6 +61,7 @@ try {
   );
 
   const hs = await start('handshakes.mjs', ['10', '1000']);
+  const hsMemory = await start('handshakes.mjs', ['5', '1000', 'memory']);
   const mem = await start('memory.mjs', [String(TOKENS)], ['--expose-gc']);
 
   const report = {
@@ -70,7 +71,7 @@ try {
     settings: { rounds: ROUNDS, durationSeconds: DURATION, connections: CONNECTIONS },
     proxy,
     ratios: { gatewayOverBare: proxy.gateway.rps / proxy.bare.rps, p99AddedMs: proxy.gateway.p99 - proxy.bare.p99 },
-    handshakes: { windows: hs.rates, first: hs.rates[0], tenth: hs.rates.at(-1), median: median(hs.rates), tenthOverFirst: hs.rates.at(-1) / hs.rates[0] },
+    handshakes: { windows: hs.rates, first: hs.rates[0], tenth: hs.rates.at(-1), median: median(hs.rates), tenthOverFirst: hs.rates.at(-1) / hs.rates[0], memoryStoreMedian: median(hsMemory.rates), overMemoryStore: median(hs.rates) / median(hsMemory.rates) },
     memory: mem,
     seconds: (Date.now() - t0) / 1000,
   };
@@ -101,6 +102,7 @@ try {
   console.log(`| gateway / bare throughput | ${f(report.ratios.gatewayOverBare, 2)} | ≥ 0.85 ${targetsMet['gateway ≥ 0.85 × bare proxy'] ? '✓' : '✗'} |`);
   console.log(`| p99 added vs bare | ${f(report.ratios.p99AddedMs, 1)} ms | ≤ 1 ms ${targetsMet['p99 added ≤ 1 ms'] ? '✓' : '✗'} |`);
   console.log(`| full handshakes/s (SQLite, median of 10 × 1,000) | ${f(report.handshakes.median)} | ≥ 1,000 ${targetsMet['handshakes ≥ 1,000/s'] ? '✓' : '✗'} |`);
+  console.log(`| same handshakes on the memory store (baseline, median of 5) | ${f(report.handshakes.memoryStoreMedian)} (SQLite = ${f(report.handshakes.overMemoryStore, 2)} ×) | — |`);
   console.log(`| 10th window / 1st | ${f(report.handshakes.tenthOverFirst, 2)} (${f(report.handshakes.first)} → ${f(report.handshakes.tenth)}/s) | ≥ 0.9 ${targetsMet['10th window ≥ 0.9 × 1st'] ? '✓' : '✗'} |`);
   console.log(`| RSS per active token (${f(mem.tokens)} tokens) | ${f(mem.perToken)} B | ≤ 2,048 B ${targetsMet['≤ 2 KiB RSS per token'] ? '✓' : '✗'} |`);
   console.log(`\nreport: bench/results/latest.json (${f(report.seconds)} s)`);

@@ -1,4 +1,5 @@
 import {
+  sql,
   type Compilable,
   type Insertable,
   type InsertQueryBuilder,
@@ -420,7 +421,8 @@ export class SqlStore implements Store {
             .selectAll()
             .where('upstream_state_hash', '=', h)
             .orderBy('created_at', 'desc')
-            .limit(1),
+            // A literal: SQLite runs this with `LIMIT ?` about three times slower than with `LIMIT 1`.
+            .limit(sql.lit(1)),
       );
       return rows[0] ? toSession(rows[0]) : null;
     });
