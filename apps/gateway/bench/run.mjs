@@ -72,7 +72,7 @@ try {
     proxy,
     ratios: { gatewayOverBare: proxy.gateway.rps / proxy.bare.rps, p99AddedMs: proxy.gateway.p99 - proxy.bare.p99 },
     handshakes: { windows: hs.rates, first: hs.rates[0], tenth: hs.rates.at(-1), median: median(hs.rates), tenthOverFirst: hs.rates.at(-1) / hs.rates[0], memoryStoreMedian: median(hsMemory.rates), overMemoryStore: median(hs.rates) / median(hsMemory.rates) },
-    memory: mem,
+    memory: { tokens: mem.tokens, cached: mem.cached, rssBefore: mem.rssBefore, rssAfter: mem.rssAfter, perToken: mem.perToken },
     seconds: (Date.now() - t0) / 1000,
   };
   const targetsMet = {
