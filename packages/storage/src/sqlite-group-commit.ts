@@ -128,16 +128,19 @@ class GroupCommitSqliteDriver implements Driver {
 
   async beginTransaction(connection: DatabaseConnection): Promise<void> {
     const conn = connection as GroupConnection;
-    await this.#waitForExclusive(conn);
+    // Checked and claimed with no await in between, so two transactions cannot both claim it.
+    while (this.#exclusive) await this.#exclusive.released;
     // Claimed before the open group commits, so no new group can start in between and starve us.
     let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
-    this.#exclusive = { owner: conn, released, release };
+    const claim = { owner: conn, released, release };
+    this.#exclusive = claim;
     try {
       await this.flush();
+      if (this.#fileKey !== undefined) openGroups.get(this.#fileKey)?.commitNow();
       this.#db.exec('BEGIN IMMEDIATE');
     } catch (e) {
-      this.#exclusive = null;
+      if (this.#exclusive === claim) this.#exclusive = null;
       release();
       throw e;
     }
@@ -173,6 +176,10 @@ class GroupCommitSqliteDriver implements Driver {
     await this.#waitForExclusive(conn);
     const statement = this.#prepare(query.sql);
     if (this.#exclusive?.owner === conn) return runStatement(statement, query.parameters);
+    if (TRANSACTION_CONTROL.test(query.sql)) {
+      // It would end (or nest in) the open group's transaction behind its back.
+      throw new Error('use kysely transaction() for transactions on the SQLite store');
+    }
     if (this.#group === null && statement.readonly) return runStatement(statement, query.parameters);
     return this.#runInGroup(statement, query.parameters);
   }
@@ -260,6 +267,8 @@ class GroupCommitSqliteDriver implements Driver {
     done?.();
   }
 }
+
+const TRANSACTION_CONTROL = /^\s*(begin|commit|end|rollback|savepoint|release)\b/i;
 
 class GroupConnection implements DatabaseConnection {
   readonly #driver: GroupCommitSqliteDriver;

@@ -1,5 +1,5 @@
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { mkdirSync, realpathSync } from 'node:fs';
+import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely } from 'kysely';
 import type { Database } from './database.js';
@@ -49,7 +49,8 @@ export async function createSqliteStore(options: SqliteStoreOptions): Promise<Sq
     dialect: new GroupCommitSqliteDialect({
       database: raw,
       prepare: cachedStatements(raw),
-      fileKey: inMemory ? undefined : resolve(filename),
+      // The real path: two spellings of one file (symlinks, ..) must share one key.
+      fileKey: inMemory ? undefined : realpathSync(filename),
     }),
   });
   try {

@@ -117,6 +117,28 @@ describe('SQLite group commit', () => {
     expect(jtiRows(reader, 'in-trx')).toBe(1);
   });
 
+  it('explicit transactions started together run one after the other, both committed', async () => {
+    const { store, reader } = await open();
+    const tx = (name: string) =>
+      store.kysely.transaction().execute(async (trx) => {
+        await sql`insert into jti (agent_id, jti, expires_at) values ('x', ${name}, 1)`.execute(trx);
+        await Promise.resolve();
+        await sql`insert into jti (agent_id, jti, expires_at) values ('x', ${name + '-2'}, 1)`.execute(trx);
+      });
+    const results = await Promise.allSettled([tx('t1'), tx('t2'), store.markJtiUsed('x', 'plain', 1), tx('t3')]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled']);
+    for (const j of ['t1', 't1-2', 't2', 't2-2', 't3', 't3-2', 'plain']) expect(jtiRows(reader, j)).toBe(1);
+  });
+
+  it('refuses transaction-control SQL outside transaction(), which would end the open group behind its back', async () => {
+    const { store, reader } = await open();
+    const write = store.markJtiUsed('x', 'kept', 1);
+    await microtasks();
+    await expect(sql`commit`.execute(store.kysely)).rejects.toThrow(/transaction\(\)/);
+    expect(await write).toBe(true);
+    expect(jtiRows(reader, 'kept')).toBe(1);
+  });
+
   it('two stores of one process on one file never wait on each other for the write lock', async () => {
     const { store, filename, reader } = await open();
     const second = await createSqliteStore({ filename, busyTimeoutMs: 60_000 });
