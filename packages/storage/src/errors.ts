@@ -48,7 +48,12 @@ const UNAVAILABLE_CODES = new Set([
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now (starting up, recovering)
   '53300', // too_many_connections
+  '57P05', // idle_session_timeout (the server closed an idle session)
   'SQLITE_BUSY', // still locked by another process after busy_timeout
+  'SQLITE_BUSY_RECOVERY',
+  'SQLITE_BUSY_SNAPSHOT',
+  'SQLITE_BUSY_TIMEOUT',
+  'SQLITE_LOCKED',
 ]);
 
 /** node-postgres / pg-pool errors that carry no code. */

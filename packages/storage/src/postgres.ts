@@ -61,6 +61,10 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
     options.pool ??
     new pg.Pool({
       connectionTimeoutMillis: DEFAULT_CONNECTION_TIMEOUT_MS,
+      // A peer that vanished without a reset (a silent network drop) is noticed by TCP keepalive
+      // instead of hanging queries and the LISTEN connection indefinitely (threats I3).
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
       ...options.poolConfig,
       ...(options.connectionString !== undefined ? { connectionString: options.connectionString } : {}),
       types: int8AsNumber,
