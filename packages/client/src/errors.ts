@@ -120,7 +120,7 @@ export class AthClientError extends Error {
   readonly code: AthClientErrorCode;
   readonly status: number | undefined;
   readonly details: Record<string, unknown> | undefined;
-  /** Seconds to wait before retrying (from `Retry-After` on a 429). */
+  /** Seconds to wait before retrying (from `Retry-After` on a 429 or a 503). */
   readonly retryAfter: number | undefined;
   /** Schema violations when a response failed validation. */
   readonly violations: readonly Violation[] | undefined;
@@ -151,7 +151,7 @@ export class AthClientError extends Error {
 
   /** A sentence for people saying what to do next, or '' when there is nothing specific. */
   get hint(): string {
-    if (this.code === 'RATE_LIMITED' && this.retryAfter !== undefined) return `retry in ${this.retryAfter} s`;
+    if (this.recovery === 'retry_later' && this.retryAfter !== undefined) return `retry in ${this.retryAfter} s`;
     return HINTS[this.recovery];
   }
 

@@ -167,15 +167,18 @@ export async function errorFromResponse(response: Response, what: string): Promi
     return new AthClientError(body.code, body.message, {
       status: response.status,
       ...(body.details !== undefined ? { details: body.details } : {}),
-      ...(response.status === 429 || body.code === 'RATE_LIMITED'
+      // 429, and 503 (a server that cannot decide right now: its store is unreachable, or it drains).
+      ...(response.status === 429 || response.status === 503 || body.code === 'RATE_LIMITED'
         ? { retryAfter: parseRetryAfter(response.headers.get('retry-after')) ?? numeric(body.details?.['retry_after']) }
         : {}),
     });
   }
   const excerpt = text ? `: ${snippet(text)}` : '';
   if (response.status >= 500) {
+    const retryAfter = response.status === 503 ? parseRetryAfter(response.headers.get('retry-after')) : undefined;
     return new AthClientError('server_error', `${what}: the server failed with HTTP ${response.status}${excerpt}`, {
       status: response.status,
+      ...(retryAfter !== undefined ? { retryAfter } : {}),
     });
   }
   return new AthClientError('invalid_response', `${what}: unexpected HTTP ${response.status} without an ATH error body${excerpt}`, {

@@ -172,6 +172,16 @@ describe('request/process pairs: every failure is a typed, readable AthClientErr
     expect(parseRetryAfter(new Date(Date.now() + 30_000).toUTCString())).toBeGreaterThanOrEqual(29);
   });
 
+  it('503 (store unreachable, threats I3) carries retryAfter, with or without an ATHError body', async () => {
+    answer = json(503, { code: 'INTERNAL_ERROR', message: 'temporarily unavailable' }, { 'retry-after': '1' });
+    const err = await failure(register());
+    expect(err).toMatchObject({ code: 'INTERNAL_ERROR', status: 503, retryAfter: 1 });
+    expect(err.recovery).toBe('retry_later');
+    expect(err.hint).toBe('retry in 1 s');
+    answer = (_req, res) => res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '2' }).end('busy');
+    expect(await failure(register())).toMatchObject({ code: 'server_error', status: 503, retryAfter: 2 });
+  });
+
   it('a 5xx without an ATHError → server_error with the status', async () => {
     answer = (_req, res) => res.writeHead(503, { 'content-type': 'text/html' }).end('<h1>Service Unavailable</h1>');
     const err = await failure(register());
