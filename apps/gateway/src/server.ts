@@ -516,16 +516,8 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     const { providerId, target } = split;
     const provider = registry.live(providerId);
     if (!provider) return false;
-    const raw = req.rawHeaders;
-    let authorizations = 0;
-    let agentIds = 0;
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!;
-      if (name.length === 13 && name.toLowerCase() === 'authorization') authorizations++;
-      else if (name.length === 14 && name.toLowerCase() === 'x-ath-agent-id') agentIds++;
-    }
-    if (authorizations > 1 || agentIds > 1) return false;
     const grant = engine.peekAccess({
+      rawHeaders: req.rawHeaders,
       authorization: headers.authorization,
       agentIdHeader: headers['x-ath-agent-id'],
       providerId,

@@ -89,15 +89,13 @@ export function singleHeader(request: FastifyRequest, name: string): string | un
 }
 
 /**
- * What the engine checks for one API call (route guard, gateway proxy). Two Authorization or two
- * X-ATH-Agent-ID headers are ambiguous, not a mismatch (threats F9): 400 INVALID_REQUEST. The
- * socket address goes along so the engine enforces a handshake token's IP allow-list (C-270).
+ * What the engine checks for one API call (route guard, gateway proxy). The raw header lines go
+ * along (the engine refuses duplicated access headers, threats F9), and the socket address, so the
+ * engine enforces a handshake token's IP allow-list (C-270).
  */
 export function accessRequest(request: FastifyRequest, providerId: string, requiredScope: string | null): AccessRequest {
-  if (headerCount(request, 'x-ath-agent-id') > 1 || headerCount(request, 'authorization') > 1) {
-    throw new AthError('INVALID_REQUEST', 'Authorization and X-ATH-Agent-ID must each be sent once', { reason: 'duplicate_header' });
-  }
   return {
+    rawHeaders: request.raw.rawHeaders,
     authorization: request.headers.authorization,
     agentIdHeader: request.headers['x-ath-agent-id'],
     providerId,

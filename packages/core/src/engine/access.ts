@@ -35,6 +35,25 @@ export interface AccessRequest {
   requiredScope: string | null;
   /** The caller's IP address, for tokens restricted by a handshake's ip_whitelist (C-270). */
   clientIp?: string;
+  /**
+   * The request's header lines as received (Node's `rawHeaders`: name, value, name, value, …).
+   * When given, a request with two Authorization or two X-ATH-Agent-ID lines is refused: which
+   * one counts is ambiguous, not a mismatch (threats F9) — 400 INVALID_REQUEST before anything else.
+   */
+  rawHeaders?: readonly string[];
+}
+
+/** True when `rawHeaders` carries Authorization or X-ATH-Agent-ID more than once (threats F9). */
+export function hasDuplicateAccessHeader(rawHeaders: readonly string[]): boolean {
+  let authorizations = 0;
+  let agentIds = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    // Length first: most header names are neither, and lower-casing them is the cost.
+    if (name.length === 13 && name.toLowerCase() === 'authorization') authorizations++;
+    else if (name.length === 14 && name.toLowerCase() === 'x-ath-agent-id') agentIds++;
+  }
+  return authorizations > 1 || agentIds > 1;
 }
 
 /**
@@ -141,6 +160,9 @@ const BEARER = /^Bearer[ ]+([A-Za-z0-9\-._~+/]+=*)$/i;
  * token (revoked, then expired, then invalid) → X-ATH-Agent-ID (required, AMB-05) → provider → scope.
  */
 export async function validateAccess(ctx: EngineContext, cache: TokenCache, req: AccessRequest): Promise<AccessGrant> {
+  if (req.rawHeaders && hasDuplicateAccessHeader(req.rawHeaders)) {
+    throw new AthError('INVALID_REQUEST', 'Authorization and X-ATH-Agent-ID must each be sent once', { reason: 'duplicate_header' });
+  }
   const match = req.authorization ? BEARER.exec(req.authorization) : null;
   if (!match) throw new AthError('TOKEN_INVALID', 'A Bearer ATH access token is required');
   const token = match[1]!;
@@ -193,6 +215,7 @@ export async function validateAccess(ctx: EngineContext, cache: TokenCache, req:
  * No store access, no audit event, no promise.
  */
 export function peekAccess(ctx: EngineContext, cache: TokenCache, req: AccessRequest): AccessGrant | null {
+  if (req.rawHeaders && hasDuplicateAccessHeader(req.rawHeaders)) return null;
   const authorization = req.authorization;
   const match = authorization ? BEARER.exec(authorization) : null;
   if (!match) return null;

@@ -61,6 +61,28 @@ describe('API access decisions: validateAccess (checklist H)', () => {
     }
   });
 
+  it('threats F9: two Authorization or two X-ATH-Agent-ID header lines are 400 INVALID_REQUEST (validate) and no fast-path grant (peek)', async () => {
+    const req = (rawHeaders: string[]) => ({
+      rawHeaders,
+      authorization: `Bearer ${readOnly}`,
+      agentIdHeader: a1.agentId,
+      providerId: 'p',
+      requiredScope: 'p:read',
+    });
+    const one = ['Host', 'x', 'Authorization', `Bearer ${readOnly}`, 'X-ATH-Agent-ID', a1.agentId];
+    expect((await h.engine.validateAccess(req(one))).agentId).toBe(a1.agentId);
+    expect(h.engine.peekAccess(req(one))).not.toBeNull(); // cached by the call above
+    for (const dup of [
+      [...one, 'authorization', `Bearer ${readOnly}`],
+      [...one, 'x-ath-agent-id', a1.agentId],
+      ['AUTHORIZATION', 'Bearer other', ...one],
+    ]) {
+      const err = expectAthError(await rejection(() => h.engine.validateAccess(req(dup))), 'INVALID_REQUEST');
+      expect(err['details']).toEqual({ reason: 'duplicate_header' });
+      expect(h.engine.peekAccess(req(dup))).toBeNull();
+    }
+  });
+
   it('C-156: the path provider must be the token provider (P2 and Q are 403 PROVIDER_MISMATCH)', async () => {
     for (const providerId of ['p2', 'q', 'P']) {
       expectAthError(await rejection(() => access(h.engine, readOnly, a1.agentId, { providerId, requiredScope: 'p:read' })), 'PROVIDER_MISMATCH');
