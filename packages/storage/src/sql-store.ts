@@ -42,6 +42,7 @@ import type {
   TokensTable,
 } from './database.js';
 import { CompiledQueries } from './compiled-queries.js';
+import type { AnyKysely } from './migrations.js';
 import { isUniqueViolation, safeError, wrapError } from './errors.js';
 
 /** Rows deleted per statement by purgeExpired, so a purge never holds long locks. */
@@ -391,22 +392,13 @@ export class SqlStore implements Store {
   // --- sessions ---
 
   createSession(record: SessionRecord): Promise<void> {
-    return this.run(async () => {
-      try {
-        await this.insertRow('sessions', fromSession(record));
-      } catch (e) {
-        if (isUniqueViolation(e)) throw safeError('duplicate session id', e);
-        throw e;
-      }
-    });
+    return this.run(() => this.insertUnique('sessions', fromSession(record), 'duplicate session id'));
   }
 
   getSession(id: string): Promise<SessionRecord | null> {
     return this.run(async () => {
-      const { rows } = await this.compiled.execute('sessions.get', [id] as const, (db, [i]) =>
-        db.selectFrom('sessions').selectAll().where('id', '=', i),
-      );
-      return rows[0] ? toSession(rows[0]) : null;
+      const r = await this.rowBy('sessions', 'id', id);
+      return r ? toSession(r) : null;
     });
   }
 
@@ -469,19 +461,12 @@ export class SqlStore implements Store {
   // --- 9-step handshakes ---
 
   createHandshake(record: HandshakeRecord): Promise<void> {
-    return this.run(async () => {
-      try {
-        await this.db.insertInto('handshakes').values(fromHandshake(record)).execute();
-      } catch (e) {
-        if (isUniqueViolation(e)) throw safeError('duplicate handshake id', e);
-        throw e;
-      }
-    });
+    return this.run(() => this.insertUnique('handshakes', fromHandshake(record), 'duplicate handshake id'));
   }
 
   getHandshake(id: string): Promise<HandshakeRecord | null> {
     return this.run(async () => {
-      const r = await this.db.selectFrom('handshakes').selectAll().where('id', '=', id).executeTakeFirst();
+      const r = await this.rowBy('handshakes', 'id', id);
       return r ? toHandshake(r) : null;
     });
   }
@@ -511,22 +496,13 @@ export class SqlStore implements Store {
   // --- tokens ---
 
   createToken(record: TokenRecord): Promise<void> {
-    return this.run(async () => {
-      try {
-        await this.insertRow('tokens', fromToken(record));
-      } catch (e) {
-        if (isUniqueViolation(e)) throw safeError('duplicate token', e);
-        throw e;
-      }
-    });
+    return this.run(() => this.insertUnique('tokens', fromToken(record), 'duplicate token'));
   }
 
   getToken(tokenHash: string): Promise<TokenRecord | null> {
     return this.run(async () => {
-      const { rows } = await this.compiled.execute('tokens.get', [tokenHash] as const, (db, [h]) =>
-        db.selectFrom('tokens').selectAll().where('token_hash', '=', h),
-      );
-      return rows[0] ? toToken(rows[0]) : null;
+      const r = await this.rowBy('tokens', 'token_hash', tokenHash);
+      return r ? toToken(r) : null;
     });
   }
 
@@ -615,10 +591,8 @@ export class SqlStore implements Store {
 
   getGrant(id: string): Promise<GrantRecord | null> {
     return this.run(async () => {
-      const { rows } = await this.compiled.execute('grants.get', [id] as const, (db, [i]) =>
-        db.selectFrom('grants').selectAll().where('id', '=', i),
-      );
-      return rows[0] ? toGrant(rows[0]) : null;
+      const r = await this.rowBy('grants', 'id', id);
+      return r ? toGrant(r) : null;
     });
   }
 
@@ -823,11 +797,36 @@ export class SqlStore implements Store {
 
   // --- internals ---
 
-  private async agentBy(column: 'client_id' | 'agent_id', value: string): Promise<AgentRow | undefined> {
-    const { rows } = await this.compiled.execute(`agents.by:${column}`, [value] as const, (db, [v]) =>
-      db.selectFrom('agents').selectAll().where(column, '=', v),
+  private agentBy(column: 'client_id' | 'agent_id', value: string): Promise<AgentRow | undefined> {
+    return this.rowBy('agents', column, value);
+  }
+
+  /** The row whose unique `column` equals `value` (compiled once per table and column). */
+  private async rowBy<T extends 'agents' | 'sessions' | 'tokens' | 'grants' | 'handshakes'>(
+    table: T,
+    column: keyof Database[T] & string,
+    value: string,
+  ): Promise<Selectable<Database[T]> | undefined> {
+    // Untyped builder: the signature already ties `column` to `table`.
+    const name: string = column;
+    const { rows } = await this.compiled.execute(`${table}.by:${name}`, [value] as const, (db, [v]) =>
+      (db as unknown as AnyKysely).selectFrom(table).selectAll().where(name, '=', v),
     );
-    return rows[0];
+    return rows[0] as Selectable<Database[T]> | undefined;
+  }
+
+  /** INSERT of a row whose key must be new; a duplicate key is reported as `duplicate` without SQL. */
+  private async insertUnique<T extends keyof Database>(
+    table: T,
+    row: Insertable<Database[T]>,
+    duplicate: string,
+  ): Promise<void> {
+    try {
+      await this.insertRow(table, row);
+    } catch (e) {
+      if (isUniqueViolation(e)) throw safeError(duplicate, e);
+      throw e;
+    }
   }
 
   /**
