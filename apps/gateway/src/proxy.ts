@@ -199,20 +199,52 @@ export class UpstreamProxy {
     const grantId = req.grant.grantId;
     const hasBody = req.body !== undefined && req.body !== null;
     // A cached upstream token needs no promise (the common case on the hot path).
-    let token = this.tokens.peekUpstreamAccessToken?.(grantId) ?? (await this.tokens.getUpstreamAccessToken(grantId));
-    let response = await this.send(req, token, hasBody);
+    const token = this.tokens.peekUpstreamAccessToken?.(grantId) ?? (await this.tokens.getUpstreamAccessToken(grantId));
+    const response = await new Promise<Dispatcher.ResponseData>((resolve, reject) =>
+      this.send(req, token, hasBody, (err, data) => (err ? reject(err) : resolve(data!))),
+    );
+    if (this.mustRetry(req, hasBody, response)) return this.retryRejected(req, grantId, token, response);
+    return this.answer(req, response);
+  }
 
-    if (
+  /**
+   * {@link forward} for the hot path, once the caller holds the upstream token (from
+   * `peekUpstreamAccessToken`): no promise between the call and the upstream response, and `done`
+   * gets exactly what `forward` would resolve or reject with (the F14 retry included).
+   */
+  forwardWithToken(req: ProxyRequest & { grant: { grantId: string } }, token: string, done: (err: unknown, out?: ProxyResponse) => void): void {
+    const hasBody = req.body !== undefined && req.body !== null;
+    this.send(req, token, hasBody, (err, response) => {
+      if (err) return done(err);
+      if (!this.mustRetry(req, hasBody, response!)) return done(null, this.answer(req, response!));
+      this.retryRejected(req, req.grant.grantId, token, response!).then(
+        (out) => done(null, out),
+        (retryErr: unknown) => done(retryErr),
+      );
+    });
+  }
+
+  /** Threats F14: a body-less GET/HEAD whose upstream token was rejected is refreshed and retried once. */
+  private mustRetry(req: ProxyRequest, hasBody: boolean, response: Dispatcher.ResponseData): boolean {
+    return (
       this.retryOnInvalidToken &&
       !hasBody &&
-      (req.method === 'GET' || req.method === 'HEAD') &&
       response.statusCode === 401 &&
+      (req.method === 'GET' || req.method === 'HEAD') &&
       /invalid_token/i.test(String(response.headers['www-authenticate'] ?? ''))
-    ) {
-      await response.body.dump().catch(() => undefined);
-      token = await this.tokens.getUpstreamAccessToken(grantId, { rejected: token });
-      response = await this.send(req, token, hasBody);
-    }
+    );
+  }
+
+  private async retryRejected(req: ProxyRequest, grantId: string, rejected: string, response: Dispatcher.ResponseData): Promise<ProxyResponse> {
+    await response.body.dump().catch(() => undefined);
+    const token = await this.tokens.getUpstreamAccessToken(grantId, { rejected });
+    const retried = await new Promise<Dispatcher.ResponseData>((resolve, reject) =>
+      this.send(req, token, false, (err, data) => (err ? reject(err) : resolve(data!))),
+    );
+    return this.answer(req, retried);
+  }
+
+  private answer(req: ProxyRequest, response: Dispatcher.ResponseData): ProxyResponse {
     return {
       status: response.statusCode,
       headers: downstreamResponseHeaders(response.headers, req.responseHeaders),
@@ -220,21 +252,27 @@ export class UpstreamProxy {
     };
   }
 
-  private async send(req: ProxyRequest, token: string, hasBody: boolean): Promise<Dispatcher.ResponseData> {
+  /** One upstream request through undici's callback API (no promise); errors arrive as ATH errors. */
+  private send(req: ProxyRequest, token: string, hasBody: boolean, done: (err: AthError | null, data?: Dispatcher.ResponseData) => void): void {
+    let headers: OutgoingHeaders;
     try {
-      return await this.dispatcher.request({
+      headers = upstreamRequestHeaders(req.headers, req.target.host, token, hasBody);
+    } catch (err) {
+      return done(upstreamFailure(err));
+    }
+    this.dispatcher.request(
+      {
         origin: req.target.origin,
         path: req.target.path,
         method: req.method,
-        headers: upstreamRequestHeaders(req.headers, req.target.host, token, hasBody),
+        headers,
         body: hasBody ? req.body! : null,
         headersTimeout: req.timeoutMs ?? this.timeoutMs,
         bodyTimeout: this.bodyTimeoutMs,
         signal: req.signal ?? null,
-      });
-    } catch (err) {
-      throw upstreamFailure(err);
-    }
+      },
+      (err, data) => (err ? done(upstreamFailure(err)) : done(null, data)),
+    );
   }
 
   async close(): Promise<void> {

@@ -35,8 +35,8 @@ import { openStore } from '@athkit/storage';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { adminRoutes, adminAuthenticator } from './admin.js';
-import { splitProxyUrl, buildUpstreamTarget } from './canonical-path.js';
-import { ProviderRegistry } from './catalog.js';
+import { splitProxyUrl, buildUpstreamTarget, type UpstreamTarget } from './canonical-path.js';
+import { ProviderRegistry, type LiveProvider } from './catalog.js';
 import { toApprovalPolicy, type GatewayConfig } from './config.js';
 import { OAuthBridge } from './oauth-bridge.js';
 import { createLogger, GatewayMetrics, safeUrl } from './observability.js';
@@ -96,6 +96,16 @@ class ClientGone extends EventEmitter {
     this.emit('abort');
   }
 }
+
+/** What the proxy fast path knows from a request URL alone (see fastRoute in createGateway). */
+interface FastRoute {
+  providerId: string;
+  provider: LiveProvider;
+  requiredScope: string | null;
+  target: UpstreamTarget;
+}
+const MAX_FAST_ROUTES = 10_000;
+const MAX_FAST_ROUTE_URL = 1024;
 
 /** What the proxy fast path hands to the fastify route when it cannot answer itself. */
 type Handoff = { kind: 'error'; error: unknown } | { kind: 'response'; response: ProxyResponse };
@@ -500,6 +510,34 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     (req as HandoffCarrier)[HANDOFF] = value;
     app.routing(req, res);
   };
+  // Per raw proxy URL, what the fast path needs from it: provider, the scope a GET needs and the
+  // upstream target. Pure functions of the URL and the provider's config, so they are computed once;
+  // emptied when any provider changes, bounded. Only URLs that pass every check are kept.
+  const fastRoutes = new Map<string, FastRoute>();
+  registry.onChange(() => fastRoutes.clear());
+  const fastRoute = (url: string): FastRoute | undefined => {
+    const known = fastRoutes.get(url);
+    if (known) return known;
+    let route: FastRoute;
+    try {
+      const { providerId, target } = splitProxyUrl(url, PROXY_PREFIX);
+      const provider = registry.live(providerId);
+      if (!provider) return undefined;
+      route = {
+        providerId,
+        provider,
+        requiredScope: provider.scopeMap.requiredScope('GET', target),
+        target: buildUpstreamTarget(provider.apiBase, target),
+      };
+    } catch {
+      return undefined;
+    }
+    if (url.length <= MAX_FAST_ROUTE_URL) {
+      if (fastRoutes.size >= MAX_FAST_ROUTES) fastRoutes.clear();
+      fastRoutes.set(url, route);
+    }
+    return route;
+  };
   fastProxy = (req, res) => {
     if (draining || req.method !== 'GET') return false;
     const url = req.url;
@@ -507,78 +545,72 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     const headers = req.headers;
     if (headers['content-length'] !== undefined || headers['transfer-encoding'] !== undefined) return false;
     if (logger.isLevelEnabled('debug') || engine.isRateLimited('api')) return false;
-    let split: ReturnType<typeof splitProxyUrl>;
-    try {
-      split = splitProxyUrl(url, PROXY_PREFIX);
-    } catch {
-      return false;
-    }
-    const { providerId, target } = split;
-    const provider = registry.live(providerId);
-    if (!provider) return false;
+    const route = fastRoute(url);
+    if (!route) return false;
     const grant = engine.peekAccess({
       rawHeaders: req.rawHeaders,
       authorization: headers.authorization,
       agentIdHeader: headers['x-ath-agent-id'],
-      providerId,
-      requiredScope: provider.scopeMap.requiredScope('GET', target),
+      providerId: route.providerId,
+      requiredScope: route.requiredScope,
     });
-    if (!grant?.grantId || !bridge.peekUpstreamAccessToken(grant.grantId)) return false;
-    let upstreamTarget: ReturnType<typeof buildUpstreamTarget>;
-    try {
-      upstreamTarget = buildUpstreamTarget(provider.apiBase, target);
-    } catch {
-      return false;
-    }
+    const grantId = grant?.grantId;
+    if (!grantId) return false;
+    const token = bridge.peekUpstreamAccessToken(grantId);
+    if (token === undefined) return false;
 
     // From here on this call is ours.
     const started = performance.now();
+    metrics.countFastPath();
     req.on('error', ignore); // as the route's onRequest hook: a vanished client fails the request stream
     const gone = new ClientGone();
+    let streamed = false;
     inflight++;
+    // One listener does the bookkeeping: 'close' follows 'finish' (or a vanished client).
     res.once('close', () => {
       if (!res.writableFinished) gone.abort();
+      else if (streamed) {
+        const status = res.statusCode;
+        const ms = performance.now() - started;
+        metrics.countRequest(PROXY_ROUTE, 'GET', status, ms / 1000);
+        if (status >= 500) logger.warn({ method: 'GET', url: safeUrl(url), status, ms: Math.round(ms * 100) / 100 }, 'request');
+      }
       finishOne();
     });
-    proxy
-      .forward({
-        grant,
-        target: upstreamTarget,
+    proxy.forwardWithToken(
+      {
+        grant: { grantId },
+        target: route.target,
         method: 'GET',
         headers,
         body: null,
         signal: gone,
-        timeoutMs: provider.config.timeout_ms,
+        timeoutMs: route.provider.config.timeout_ms,
         responseHeaders: { 'strict-transport-security': HSTS },
-      })
-      .then(
-        (out) => {
-          metrics.countUpstream(providerId, out.status);
-          if (gone.aborted) {
-            out.body.destroy();
-            return;
-          }
-          if (out.status < 200 || out.status === 204 || out.status === 304) return handOff(req, res, { kind: 'response', response: out });
-          res.once('finish', () => {
-            const status = res.statusCode;
-            const ms = performance.now() - started;
-            metrics.countRequest(PROXY_ROUTE, 'GET', status, ms / 1000);
-            if (status >= 500) logger.warn({ method: 'GET', url: safeUrl(url), status, ms: Math.round(ms * 100) / 100 }, 'request');
-          });
-          out.body.once('error', (err) => {
-            // Upstream failed mid-body: the agent sees a cut response (as fastify's stream sending does).
-            if (!gone.aborted) logger.warn({ err }, 'upstream response body failed');
-            res.destroy();
-          });
-          res.writeHead(out.status, out.headers);
-          out.body.pipe(res);
-        },
-        (err: unknown) => {
+      },
+      token,
+      (err, out) => {
+        if (!out) {
           if (gone.aborted) return; // the agent went away: nothing to answer, nothing to log
-          metrics.countUpstream(providerId, err instanceof AthError ? err.code : 'error');
-          handOff(req, res, { kind: 'error', error: err });
-        },
-      );
+          metrics.countUpstream(route.providerId, err instanceof AthError ? err.code : 'error');
+          return handOff(req, res, { kind: 'error', error: err });
+        }
+        metrics.countUpstream(route.providerId, out.status);
+        if (gone.aborted) {
+          out.body.destroy();
+          return;
+        }
+        if (out.status < 200 || out.status === 204 || out.status === 304) return handOff(req, res, { kind: 'response', response: out });
+        streamed = true;
+        out.body.on('error', (bodyErr) => {
+          // Upstream failed mid-body: the agent sees a cut response (as fastify's stream sending does).
+          if (!gone.aborted) logger.warn({ err: bodyErr }, 'upstream response body failed');
+          res.destroy();
+        });
+        res.writeHead(out.status, out.headers);
+        out.body.pipe(res);
+      },
+    );
     return true;
   };
 

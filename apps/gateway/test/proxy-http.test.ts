@@ -24,12 +24,18 @@ function raw(url: string, data: string | Buffer): Promise<string> {
 }
 const statusOf = (response: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(response)?.[1] ?? 0);
 
-describe('proxy over HTTP', () => {
+// Every case runs twice: with debug logs and the default per-agent rate limit every call takes the
+// fastify route; at info level without a per-agent limit, GETs whose token and upstream token are
+// cached take the proxy fast path (server.ts). Both must behave alike.
+describe.each([
+  { path: 'fastify route', logLevel: 'debug' as const, perAgent: { limit: 600, windowSeconds: 60 } },
+  { path: 'fast path for cached GETs', logLevel: 'info' as const, perAgent: false as const },
+])('proxy over HTTP ($path)', ({ logLevel, perAgent }) => {
   let s: Stack;
   let token = '';
   let readOnly = '';
   beforeAll(async () => {
-    s = await Stack.start({ config: { limits: { proxyBodyBytes: 2 * 1024 * 1024 } } });
+    s = await Stack.start({ logLevel, config: { limits: { proxyBodyBytes: 2 * 1024 * 1024 }, rateLimits: { perAgent, perIp: false } } });
     token = (await s.fullFlow(['mail:read', 'mail:send'])).token;
     readOnly = (await s.fullFlow(['mail:read'])).token;
   });
@@ -280,6 +286,42 @@ describe('proxy over HTTP', () => {
     const body = await hang.text();
     expect(body).toContain('UPSTREAM_TIMEOUT');
     expect(body).not.toContain(new URL(s.upstream.origin).port);
+  });
+
+  it(`GETs with cached tokens ${logLevel === 'info' ? 'take' : 'never take'} the fast path (ath_gateway_proxy_fast_path_total)`, async () => {
+    const fastCalls = async () => Number(/^ath_gateway_proxy_fast_path_total (\d+)$/m.exec(await (await fetch(`${s.url}/metrics`)).text())?.[1]);
+    const before = await fastCalls();
+    for (let i = 0; i < 3; i++) expect((await s.proxy('/v1/messages', token)).status).toBe(200);
+    const after = await fastCalls();
+    if (logLevel === 'info') expect(after - before).toBeGreaterThanOrEqual(2); // the first call may fill the caches
+    else expect(after).toBe(0);
+  });
+
+  it('a provider changed through the admin API applies to the next call: scope map and api_base (no stale route)', async () => {
+    const uncached = async (path: string) => {
+      // Twice: the change drops the provider's upstream tokens, so the first call refills the caches.
+      const first = await s.proxy(path, token);
+      const second = await s.proxy(path, token);
+      expect(second.status).toBe(first.status);
+      return second;
+    };
+    expect((await uncached('/v1/me')).status).toBe(200);
+    const def = (await s.admin('GET', '/providers/mail')).body as { scope_map: { path: string }[]; api_base: string };
+    try {
+      expect((await s.admin('PUT', '/providers/mail', { ...def, scope_map: def.scope_map.filter((r) => r.path !== '/v1/me') })).status).toBe(200);
+      const unmapped = await uncached('/v1/me');
+      expect(unmapped.status).toBe(403);
+      expect(((await unmapped.json()) as { code: string }).code).toBe('SCOPE_NOT_APPROVED');
+
+      expect((await s.admin('PUT', '/providers/mail', { ...def, api_base: `${s.upstream.origin}/moved/` })).status).toBe(200);
+      const moved = await uncached('/v1/me');
+      expect(moved.status).toBe(200);
+      expect(((await moved.json()) as { rawPath: string }).rawPath).toBe('/moved/v1/me');
+    } finally {
+      expect((await s.admin('PUT', '/providers/mail', def)).status).toBe(200);
+    }
+    const back = await uncached('/v1/me');
+    expect(((await back.json()) as { rawPath: string }).rawPath).toBe('/api/v1/me');
   });
 
   it('serves Prometheus metrics with request, handshake and upstream counters', async () => {

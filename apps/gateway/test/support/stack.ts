@@ -83,6 +83,11 @@ export interface StackOptions {
   agents?: number;
   /** Share the AS/upstream/agents of another stack (second gateway instance). */
   shareWith?: Stack;
+  /**
+   * The gateway's log level (default debug, captured in logLines). At debug every proxied call goes
+   * through the fastify route; at info, GETs the caches allow take the proxy fast path.
+   */
+  logLevel?: 'debug' | 'info';
 }
 
 export class Stack {
@@ -152,7 +157,7 @@ export class Stack {
       },
       env,
     );
-    const logger = createLogger('debug', { write: (line: string) => void s.logLines.push(line) } as unknown as NodeJS.WritableStream);
+    const logger = createLogger(options.logLevel ?? 'debug', { write: (line: string) => void s.logLines.push(line) } as unknown as NodeJS.WritableStream);
     s.gw = await createGateway(s.config, {
       ...(options.store ? { store: options.store } : {}),
       logger,
