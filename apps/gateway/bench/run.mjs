@@ -49,11 +49,17 @@ try {
     gateway: { url: `${gateway.url}/ath/proxy/bench/ping`, headers: athHeaders },
     limited: { url: `${limited.url}/ath/proxy/bench/ping`, headers: { authorization: `Bearer ${limited.token}`, 'x-ath-agent-id': limited.agentId } },
   };
-  // Warm-up, then alternating rounds so drift hits every target alike.
+  // Warm-up, then alternating rounds so drift hits every target alike. The order rotates each round:
+  // on a 2-core host a target's result depends on which one ran just before it (measured: the same
+  // gateway build at 0.82 or 0.69 of bare by position alone), so every target takes every position.
   for (const t of Object.values(targets)) await new Promise((r) => autocannon({ ...t, connections: CONNECTIONS, duration: 1 }, r));
   const samples = { direct: [], bare: [], gateway: [], limited: [] };
+  const names = Object.keys(targets);
   for (let round = 0; round < ROUNDS; round++) {
-    for (const [name, t] of Object.entries(targets)) samples[name].push(await cannon(t.url, t.headers));
+    for (let i = 0; i < names.length; i++) {
+      const name = names[(i + round) % names.length];
+      samples[name].push(await cannon(targets[name].url, targets[name].headers));
+    }
   }
   for (const c of [upstream, bare, gateway, limited]) c.child.kill();
   const proxy = Object.fromEntries(
