@@ -97,14 +97,14 @@ class ClientGone extends EventEmitter {
   }
 }
 
-/** What the proxy fast path knows from a request URL alone (see fastRoute in createGateway). */
+/** What the proxy fast path knows from a request URL alone (see fastRoutes in createGateway). */
 interface FastRoute {
   providerId: string;
   provider: LiveProvider;
   requiredScope: string | null;
   target: UpstreamTarget;
 }
-const MAX_FAST_ROUTES = 10_000;
+const MAX_FAST_ROUTES = 4096;
 const MAX_FAST_ROUTE_URL = 1024;
 
 /** What the proxy fast path hands to the fastify route when it cannot answer itself. */
@@ -512,18 +512,16 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   };
   // Per raw proxy URL, what the fast path needs from it: provider, the scope a GET needs and the
   // upstream target. Pure functions of the URL and the provider's config, so they are computed once;
-  // emptied when any provider changes, bounded. Only URLs that pass every check are kept.
+  // emptied when any provider changes, bounded, and only filled by calls that passed the token
+  // checks (so callers without a token cannot churn it).
   const fastRoutes = new Map<string, FastRoute>();
   registry.onChange(() => fastRoutes.clear());
-  const fastRoute = (url: string): FastRoute | undefined => {
-    const known = fastRoutes.get(url);
-    if (known) return known;
-    let route: FastRoute;
+  const routeOf = (url: string): FastRoute | undefined => {
     try {
       const { providerId, target } = splitProxyUrl(url, PROXY_PREFIX);
       const provider = registry.live(providerId);
       if (!provider) return undefined;
-      route = {
+      return {
         providerId,
         provider,
         requiredScope: provider.scopeMap.requiredScope('GET', target),
@@ -532,11 +530,11 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     } catch {
       return undefined;
     }
-    if (url.length <= MAX_FAST_ROUTE_URL) {
-      if (fastRoutes.size >= MAX_FAST_ROUTES) fastRoutes.clear();
-      fastRoutes.set(url, route);
-    }
-    return route;
+  };
+  const rememberRoute = (url: string, route: FastRoute) => {
+    if (url.length > MAX_FAST_ROUTE_URL) return;
+    if (fastRoutes.size >= MAX_FAST_ROUTES) fastRoutes.clear();
+    fastRoutes.set(url, route);
   };
   fastProxy = (req, res) => {
     if (draining || req.method !== 'GET') return false;
@@ -545,7 +543,8 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     const headers = req.headers;
     if (headers['content-length'] !== undefined || headers['transfer-encoding'] !== undefined) return false;
     if (logger.isLevelEnabled('debug') || engine.isRateLimited('api')) return false;
-    const route = fastRoute(url);
+    const known = fastRoutes.get(url);
+    const route = known ?? routeOf(url);
     if (!route) return false;
     const grant = engine.peekAccess({
       rawHeaders: req.rawHeaders,
@@ -558,6 +557,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     if (!grantId) return false;
     const token = bridge.peekUpstreamAccessToken(grantId);
     if (token === undefined) return false;
+    if (!known) rememberRoute(url, route);
 
     // From here on this call is ours.
     const started = performance.now();

@@ -289,12 +289,23 @@ describe.each([
   });
 
   it(`GETs with cached tokens ${logLevel === 'info' ? 'take' : 'never take'} the fast path (ath_gateway_proxy_fast_path_total)`, async () => {
-    const fastCalls = async () => Number(/^ath_gateway_proxy_fast_path_total (\d+)$/m.exec(await (await fetch(`${s.url}/metrics`)).text())?.[1]);
-    const before = await fastCalls();
+    const counters = async () => {
+      const text = await (await fetch(`${s.url}/metrics`)).text();
+      const read = (re: RegExp) => Number(re.exec(text)?.[1] ?? 0);
+      return {
+        fast: read(/^ath_gateway_proxy_fast_path_total (\d+)$/m),
+        answered: read(/^ath_gateway_http_requests_total\{route="\/ath\/proxy\/\*",method="GET",status="200"\} (\d+)$/m),
+        timed: read(/^ath_gateway_http_request_duration_seconds_count\{route="\/ath\/proxy\/\*"\} (\d+)$/m),
+      };
+    };
+    const before = await counters();
     for (let i = 0; i < 3; i++) expect((await s.proxy('/v1/messages', token)).status).toBe(200);
-    const after = await fastCalls();
-    if (logLevel === 'info') expect(after - before).toBeGreaterThanOrEqual(2); // the first call may fill the caches
-    else expect(after).toBe(0);
+    const after = await counters();
+    if (logLevel === 'info') expect(after.fast - before.fast).toBeGreaterThanOrEqual(2); // the first call may fill the caches
+    else expect(after.fast).toBe(0);
+    // Either way each call is counted and timed once, after its response finished.
+    expect(after.answered - before.answered).toBe(3);
+    expect(after.timed - before.timed).toBe(3);
   });
 
   it('a provider changed through the admin API applies to the next call: scope map and api_base (no stale route)', async () => {
