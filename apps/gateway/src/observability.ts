@@ -1,5 +1,6 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { pino, type Logger, type LoggerOptions } from 'pino';
+import { loggableError } from '@athkit/core';
 
 /**
  * Counts by a fixed tuple of label values, kept in nested maps of plain numbers and added to a
@@ -212,6 +213,8 @@ export function createLogger(level: LoggerOptions['level'], destination?: NodeJS
     base: { service: 'ath-gateway' },
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     serializers: {
+      // Every `err` the gateway logs: type, code, message and causes, never a stack.
+      err: (err: unknown) => loggableError(err),
       req: (req: { method?: string; url?: string; ip?: string; id?: string }) => ({ method: req.method, url: safeUrl(req.url), ip: req.ip }),
     },
   };

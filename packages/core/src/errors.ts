@@ -91,3 +91,26 @@ export function errorHeaders(err: AthError): Record<string, string> {
   if (err.code === 'METHOD_NOT_ALLOWED' && Array.isArray(allow)) headers['allow'] = allow.join(', ');
   return headers;
 }
+
+/** An error as a log line may show it: its type, code and message, and its causes the same way. */
+export interface LoggedError {
+  type: string;
+  message: string;
+  code?: string;
+  cause?: LoggedError;
+}
+
+/**
+ * What of an error goes into a log: name, code and message, never a stack (a stack shows code paths
+ * and file layout to whoever reads the logs; the brief's rule is that no log carries one). Causes
+ * are followed a few levels, since the driver's error under a StoreUnavailableError is what an
+ * operator needs. Redaction of secrets in messages is the logger's job (its redact paths).
+ */
+export function loggableError(err: unknown, depth = 0): LoggedError {
+  if (!(err instanceof Error)) return { type: typeof err, message: String(err) };
+  const out: LoggedError = { type: err.name || err.constructor.name, message: err.message };
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' || typeof code === 'number') out.code = String(code);
+  if (err.cause !== undefined && depth < 3) out.cause = loggableError(err.cause, depth + 1);
+  return out;
+}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { validateATHError } from '@athkit/schemas';
-import { AthError, errorHeaders, toAthError } from '../src/errors.js';
+import { AthError, errorHeaders, loggableError, toAthError } from '../src/errors.js';
 
 describe('AthError', () => {
   it('C-201: the status always comes from the code table', () => {
@@ -34,5 +34,30 @@ describe('AthError', () => {
   it('C-202: rate limits carry Retry-After and 405 carries Allow', () => {
     expect(errorHeaders(new AthError('RATE_LIMITED', 'slow down', { retry_after: 2.2 }))).toEqual({ 'retry-after': '3' });
     expect(errorHeaders(new AthError('METHOD_NOT_ALLOWED', 'no', { allow: ['POST'] }))).toEqual({ allow: 'POST' });
+  });
+});
+
+describe('loggableError', () => {
+  it('keeps type, code and message, follows causes, and never carries a stack', () => {
+    const driver = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+    const logged = loggableError(new AthError('INTERNAL_ERROR', 'store failed', undefined, { cause: driver }));
+    expect(logged).toEqual({
+      type: 'AthError',
+      message: 'store failed',
+      code: 'INTERNAL_ERROR',
+      cause: { type: 'Error', message: 'connect ECONNREFUSED 127.0.0.1:5432', code: 'ECONNREFUSED' },
+    });
+    expect(JSON.stringify(logged)).not.toMatch(/stack|\bat .*:\d+/);
+  });
+
+  it('bounds cause chains and accepts non-errors', () => {
+    const a = new Error('a');
+    const b = new Error('b', { cause: a });
+    (a as { cause?: unknown }).cause = b; // a cycle
+    expect(JSON.stringify(loggableError(b))).toBe(
+      JSON.stringify({ type: 'Error', message: 'b', cause: { type: 'Error', message: 'a', cause: { type: 'Error', message: 'b', cause: { type: 'Error', message: 'a' } } } }),
+    );
+    expect(loggableError('plain string')).toEqual({ type: 'string', message: 'plain string' });
+    expect(loggableError(undefined)).toEqual({ type: 'undefined', message: 'undefined' });
   });
 });

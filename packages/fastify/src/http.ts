@@ -1,4 +1,4 @@
-import { AthError, errorHeaders, toAthError, type AccessRequest } from '@athkit/core';
+import { AthError, errorHeaders, loggableError, toAthError, type AccessRequest } from '@athkit/core';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
 /** Sent on every ATH response (C-212): 180 days. */
@@ -45,7 +45,9 @@ export function fromFastifyError(err: FastifyError): AthError {
  */
 export function sendAthError(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
   const err = error instanceof AthError ? error : fromFastifyError(error as FastifyError);
-  if (err.status >= 500) request.log.error({ err: error }, 'ATH request failed');
+  // Type, code and message (and causes) only, under `error` so no `err` serializer of the app's
+  // logger (pino's default adds a stack) sees it: no stack reaches the log.
+  if (err.status >= 500) request.log.error({ error: loggableError(error) }, 'ATH request failed');
   return replyAthError(reply, err);
 }
 
