@@ -18,8 +18,10 @@ export interface PostgresStoreOptions {
   pool?: pg.Pool;
   /**
    * Extra settings for the pool the store creates (when `pool` is not given). Unless set here,
-   * `connectionTimeoutMillis` is {@link DEFAULT_CONNECTION_TIMEOUT_MS}, so an unreachable server
-   * fails a call (503, threats I3) instead of holding it forever.
+   * `connectionTimeoutMillis` is {@link DEFAULT_CONNECTION_TIMEOUT_MS} and `query_timeout`
+   * {@link DEFAULT_QUERY_TIMEOUT_MS}, so an unreachable or silent server fails a call (503,
+   * threats I3) instead of holding it. Migrations run on their own connection without the
+   * query timeout.
    */
   poolConfig?: Omit<pg.PoolConfig, 'connectionString'>;
   /** Schema holding every table; created if missing. Default: the connection's search_path. */
@@ -28,6 +30,9 @@ export interface PostgresStoreOptions {
 
 /** How long the pools we create wait for a new connection before failing the call (ms). */
 export const DEFAULT_CONNECTION_TIMEOUT_MS = 5000;
+
+/** How long the pools we create wait for a query's answer before failing the call (ms; pg's `query_timeout`). */
+export const DEFAULT_QUERY_TIMEOUT_MS = 10_000;
 
 /** How long the revocation feed waits before listening again after losing its connection (ms). */
 const RELISTEN_DELAY_MS = 1000;
@@ -57,18 +62,20 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
   const schema = options.schema;
   if (schema !== undefined && !SCHEMA_NAME.test(schema)) throw safeError('invalid PostgreSQL schema name');
   const ownPool = options.pool === undefined;
-  const pool =
-    options.pool ??
-    new pg.Pool({
-      connectionTimeoutMillis: DEFAULT_CONNECTION_TIMEOUT_MS,
-      // A peer that vanished without a reset (a silent network drop) is noticed by TCP keepalive
-      // instead of hanging queries and the LISTEN connection indefinitely (threats I3).
-      keepAlive: true,
-      keepAliveInitialDelayMillis: 10_000,
-      ...options.poolConfig,
-      ...(options.connectionString !== undefined ? { connectionString: options.connectionString } : {}),
-      types: int8AsNumber,
-    });
+  const settings: pg.PoolConfig = {
+    connectionTimeoutMillis: DEFAULT_CONNECTION_TIMEOUT_MS,
+    // A peer that vanished without a reset (a silent network drop) is noticed by TCP keepalive
+    // instead of hanging the LISTEN connection indefinitely (threats I3)…
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    // …but keepalive takes minutes (the kernel's probe interval), so each query is bounded too: a
+    // call fails with 503 after this long instead of waiting for the network to be declared dead.
+    query_timeout: DEFAULT_QUERY_TIMEOUT_MS,
+    ...options.poolConfig,
+    ...(options.connectionString !== undefined ? { connectionString: options.connectionString } : {}),
+    types: int8AsNumber,
+  };
+  const pool = options.pool ?? new pg.Pool(settings);
   // An idle connection dropped by the server must not crash the process; the next query reconnects.
   if (ownPool) pool.on('error', () => undefined);
   const base = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
@@ -77,7 +84,18 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
     if (ownPool) await base.destroy();
   };
   try {
-    await migratePostgres(db, schema);
+    if (ownPool) {
+      // Migrations get a connection of their own without the per-query bound: an index built on a
+      // large table may rightly take longer than a call may wait.
+      const migrator = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ ...settings, max: 1, query_timeout: 0 }) }) });
+      try {
+        await migratePostgres(schema !== undefined ? migrator.withSchema(schema) : migrator, schema);
+      } finally {
+        await migrator.destroy();
+      }
+    } else {
+      await migratePostgres(db, schema);
+    }
   } catch (e) {
     await release().catch(() => undefined);
     throw wrapError(e);

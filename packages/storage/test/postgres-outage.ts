@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { StoreUnavailableError, type RevocationEvent } from '@athkit/core';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { createPostgresStore } from '../src/index.js';
+import { createPostgresStore, DEFAULT_QUERY_TIMEOUT_MS } from '../src/index.js';
 import { agentRecord, tokenRecord } from './store-contract.js';
 import { dropSchema, freshSchemaName, waitFor } from './helpers.js';
 
@@ -88,6 +88,37 @@ export function describePostgresOutage(url: string): void {
       expect(late[0]).toEqual({ kind: 'feed', live: false });
       expect(await waitFor(() => late.some((e) => e.kind === 'feed' && e.live), 10_000)).toBe(true);
     });
+
+    it.each([
+      ['a query_timeout of 300 ms', 300],
+      [`the default (${DEFAULT_QUERY_TIMEOUT_MS} ms)`, undefined],
+    ])('a query the server does not answer fails as StoreUnavailableError after %s, and the store works again after', async (_, queryTimeout) => {
+      // A silent server, made with a lock: another session holds the agents table, so the store's
+      // read waits without an answer, as behind a network that drops packets without a reset.
+      const schema = freshSchemaName();
+      schemas.push(schema);
+      const bound = queryTimeout ?? DEFAULT_QUERY_TIMEOUT_MS;
+      const store = await createPostgresStore({ connectionString: url, schema, ...(queryTimeout ? { poolConfig: { query_timeout: queryTimeout } } : {}) });
+      closers.push(() => store.close());
+      const a = agentRecord();
+      await store.createAgent(a);
+      const locker = new pg.Client({ connectionString: url });
+      await locker.connect();
+      closers.push(() => locker.end());
+      await locker.query('begin');
+      await locker.query(`lock table "${schema}".agents in access exclusive mode`);
+      const started = Date.now();
+      const failure = await store.getAgent(a.clientId).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      const waited = Date.now() - started;
+      await locker.query('rollback');
+      expect(failure).toBeInstanceOf(StoreUnavailableError);
+      expect(waited).toBeGreaterThanOrEqual(bound - 50);
+      expect(waited).toBeLessThan(bound + 5000);
+      expect((await store.getAgent(a.clientId))?.clientId).toBe(a.clientId);
+    }, 30_000);
 
     it('after its connections are killed, calls fail only as StoreUnavailableError and recover without reopening', async () => {
       const { app, reader } = await open();
