@@ -33,6 +33,11 @@ const authMethod =
 const logger = pino({
   level: env['DEMO_MAIL_LOG_LEVEL'] || 'info',
   redact: ['req.headers.authorization', 'req.headers.cookie'],
+  // Errors as type, code and message: no stack trace in a log line.
+  serializers: {
+    err: (e: unknown) =>
+      e instanceof Error ? { type: e.name, message: e.message, code: (e as { code?: unknown }).code } : { type: typeof e, message: String(e) },
+  },
 });
 
 const service = await createMailService({
