@@ -49,6 +49,8 @@ const UNAVAILABLE_CODES = new Set([
   '57P03', // cannot_connect_now (starting up, recovering)
   '53300', // too_many_connections
   '57P05', // idle_session_timeout (the server closed an idle session)
+  '57014', // query_canceled: statement_timeout (a lock held elsewhere, an overloaded server)
+  '25P03', // idle_in_transaction_session_timeout
   'SQLITE_BUSY', // still locked by another process after busy_timeout
   'SQLITE_BUSY_RECOVERY',
   'SQLITE_BUSY_SNAPSHOT',

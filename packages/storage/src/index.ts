@@ -1,6 +1,6 @@
 export { SqlStore, type SqlStoreOptions, type RevocationBus } from './sql-store.js';
 export { createSqliteStore, type SqliteStoreOptions } from './sqlite.js';
-export { createPostgresStore, DEFAULT_CONNECTION_TIMEOUT_MS, DEFAULT_QUERY_TIMEOUT_MS, REVOCATION_CHANNEL, type PostgresStoreOptions } from './postgres.js';
+export { createPostgresStore, DEFAULT_CONNECTION_TIMEOUT_MS, DEFAULT_STATEMENT_TIMEOUT_MS, REVOCATION_CHANNEL, type PostgresStoreOptions } from './postgres.js';
 export { openStore, createMemoryStore } from './open.js';
 export { MemoryStore } from '@athkit/core';
 export {

@@ -18,10 +18,10 @@ export interface PostgresStoreOptions {
   pool?: pg.Pool;
   /**
    * Extra settings for the pool the store creates (when `pool` is not given). Unless set here,
-   * `connectionTimeoutMillis` is {@link DEFAULT_CONNECTION_TIMEOUT_MS} and `query_timeout`
-   * {@link DEFAULT_QUERY_TIMEOUT_MS}, so an unreachable or silent server fails a call (503,
-   * threats I3) instead of holding it. Migrations run on their own connection without the
-   * query timeout.
+   * `connectionTimeoutMillis` is {@link DEFAULT_CONNECTION_TIMEOUT_MS} and `statement_timeout`
+   * {@link DEFAULT_STATEMENT_TIMEOUT_MS}, so an unreachable server, or one that cannot finish a
+   * statement, fails a call (503, threats I3) instead of holding it. Migrations run on their own
+   * connection without the statement timeout.
    */
   poolConfig?: Omit<pg.PoolConfig, 'connectionString'>;
   /** Schema holding every table; created if missing. Default: the connection's search_path. */
@@ -31,8 +31,11 @@ export interface PostgresStoreOptions {
 /** How long the pools we create wait for a new connection before failing the call (ms). */
 export const DEFAULT_CONNECTION_TIMEOUT_MS = 5000;
 
-/** How long the pools we create wait for a query's answer before failing the call (ms; pg's `query_timeout`). */
-export const DEFAULT_QUERY_TIMEOUT_MS = 10_000;
+/** How long a statement may run on the pools we create before the server cancels it (ms; `statement_timeout`). */
+export const DEFAULT_STATEMENT_TIMEOUT_MS = 10_000;
+
+/** How long a session of the pools we create may sit inside a transaction doing nothing (ms). */
+const IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000;
 
 /** How long the revocation feed waits before listening again after losing its connection (ms). */
 const RELISTEN_DELAY_MS = 1000;
@@ -65,12 +68,16 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
   const settings: pg.PoolConfig = {
     connectionTimeoutMillis: DEFAULT_CONNECTION_TIMEOUT_MS,
     // A peer that vanished without a reset (a silent network drop) is noticed by TCP keepalive
-    // instead of hanging the LISTEN connection indefinitely (threats I3)…
+    // instead of hanging queries and the LISTEN connection indefinitely (threats I3).
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
-    // …but keepalive takes minutes (the kernel's probe interval), so each query is bounded too: a
-    // call fails with 503 after this long instead of waiting for the network to be declared dead.
-    query_timeout: DEFAULT_QUERY_TIMEOUT_MS,
+    // A statement the server cannot finish in time (a lock held elsewhere, an overloaded server) is
+    // cancelled by the server itself, so its transaction rolls back cleanly and the connection is
+    // reusable; the call fails with 503. (pg's client-side query_timeout is not used: it gives up
+    // without cancelling, and the connection goes back to the pool still inside the transaction.)
+    statement_timeout: DEFAULT_STATEMENT_TIMEOUT_MS,
+    // A safety net: a session left inside a transaction is ended by the server.
+    idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_TIMEOUT_MS,
     ...options.poolConfig,
     ...(options.connectionString !== undefined ? { connectionString: options.connectionString } : {}),
     types: int8AsNumber,
@@ -85,9 +92,11 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
   };
   try {
     if (ownPool) {
-      // Migrations get a connection of their own without the per-query bound: an index built on a
+      // Migrations get a connection of their own without the statement bound: an index built on a
       // large table may rightly take longer than a call may wait.
-      const migrator = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ ...settings, max: 1, query_timeout: 0 }) }) });
+      const migrationPool = new pg.Pool({ ...settings, max: 1, statement_timeout: 0 });
+      migrationPool.on('error', () => undefined);
+      const migrator = new Kysely<Database>({ dialect: new PostgresDialect({ pool: migrationPool }) });
       try {
         await migratePostgres(schema !== undefined ? migrator.withSchema(schema) : migrator, schema);
       } finally {

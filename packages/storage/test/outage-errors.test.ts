@@ -24,6 +24,7 @@ describe('storage outage errors (threats I3)', () => {
     ['connection exception class 08', withCode('connection failure', '08006')],
     ['too many connections', withCode('sorry, too many clients already', '53300')],
     ['idle session closed (57P05)', withCode('terminating connection due to idle-session timeout', '57P05')],
+    ['statement cancelled by statement_timeout (57014)', withCode('canceling statement due to statement timeout', '57014')],
     ['SQLite locked by another process', withCode('database is locked', 'SQLITE_BUSY')],
     ['SQLite busy with a snapshot', withCode('database is locked', 'SQLITE_BUSY_SNAPSHOT')],
     ['SQLite table locked', withCode('database table is locked', 'SQLITE_LOCKED')],

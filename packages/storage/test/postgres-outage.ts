@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { StoreUnavailableError, type RevocationEvent } from '@athkit/core';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { createPostgresStore, DEFAULT_QUERY_TIMEOUT_MS } from '../src/index.js';
+import { createPostgresStore, DEFAULT_STATEMENT_TIMEOUT_MS } from '../src/index.js';
 import { agentRecord, tokenRecord } from './store-contract.js';
 import { dropSchema, freshSchemaName, waitFor } from './helpers.js';
 
@@ -90,15 +90,14 @@ export function describePostgresOutage(url: string): void {
     });
 
     it.each([
-      ['a query_timeout of 300 ms', 300],
-      [`the default (${DEFAULT_QUERY_TIMEOUT_MS} ms)`, undefined],
-    ])('a query the server does not answer fails as StoreUnavailableError after %s, and the store works again after', async (_, queryTimeout) => {
-      // A silent server, made with a lock: another session holds the agents table, so the store's
-      // read waits without an answer, as behind a network that drops packets without a reset.
+      ['a statement_timeout of 300 ms', 300],
+      [`the default (${DEFAULT_STATEMENT_TIMEOUT_MS} ms)`, undefined],
+    ])('a statement the server cannot finish fails as StoreUnavailableError after %s, and the store works again after', async (_, statementTimeout) => {
+      // Another session holds the agents table, so the store's read waits on the server.
       const schema = freshSchemaName();
       schemas.push(schema);
-      const bound = queryTimeout ?? DEFAULT_QUERY_TIMEOUT_MS;
-      const store = await createPostgresStore({ connectionString: url, schema, ...(queryTimeout ? { poolConfig: { query_timeout: queryTimeout } } : {}) });
+      const bound = statementTimeout ?? DEFAULT_STATEMENT_TIMEOUT_MS;
+      const store = await createPostgresStore({ connectionString: url, schema, ...(statementTimeout ? { poolConfig: { statement_timeout: statementTimeout } } : {}) });
       closers.push(() => store.close());
       const a = agentRecord();
       await store.createAgent(a);
@@ -118,6 +117,36 @@ export function describePostgresOutage(url: string): void {
       expect(waited).toBeGreaterThanOrEqual(bound - 50);
       expect(waited).toBeLessThan(bound + 5000);
       expect((await store.getAgent(a.clientId))?.clientId).toBe(a.clientId);
+    }, 30_000);
+
+    it('a revocation cancelled by statement_timeout rolls back: nothing of it is committed later, and the connection is clean for the next write', async () => {
+      const schema = freshSchemaName();
+      schemas.push(schema);
+      const store = await createPostgresStore({ connectionString: url, schema, poolConfig: { statement_timeout: 300, max: 1 } });
+      closers.push(() => store.close());
+      const observer = new pg.Client({ connectionString: url });
+      await observer.connect();
+      closers.push(() => observer.end());
+      const a = agentRecord();
+      await store.createAgent(a);
+      const t1 = tokenRecord(a);
+      await store.createToken(t1);
+      const locker = new pg.Client({ connectionString: url });
+      await locker.connect();
+      closers.push(() => locker.end());
+      await locker.query('begin');
+      await locker.query(`select 1 from "${schema}".tokens where token_hash = $1 for update`, [t1.tokenHash]);
+      await expect(store.revokeToken(t1.tokenHash, 123)).rejects.toBeInstanceOf(StoreUnavailableError);
+      await locker.query('rollback');
+
+      // One pooled connection (max: 1): the next write runs on the very connection that timed out.
+      const t2 = tokenRecord(a);
+      await store.createToken(t2);
+      const rows = await observer.query<{ token_hash: string; revoked_at: string | null }>(`select token_hash, revoked_at from "${schema}".tokens order by token_hash`);
+      const seen = Object.fromEntries(rows.rows.map((r) => [r.token_hash, r.revoked_at]));
+      expect(seen).toEqual({ [t1.tokenHash]: null, [t2.tokenHash]: null }); // t2 committed, t1 not revoked
+      const open = await observer.query(`select count(*)::int n from pg_stat_activity where state like 'idle in transaction%' and query ilike '%"${schema}"%'`);
+      expect(open.rows[0].n).toBe(0);
     }, 30_000);
 
     it('after its connections are killed, calls fail only as StoreUnavailableError and recover without reopening', async () => {
