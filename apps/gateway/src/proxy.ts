@@ -200,9 +200,7 @@ export class UpstreamProxy {
     const hasBody = req.body !== undefined && req.body !== null;
     // A cached upstream token needs no promise (the common case on the hot path).
     const token = this.tokens.peekUpstreamAccessToken?.(grantId) ?? (await this.tokens.getUpstreamAccessToken(grantId));
-    const response = await new Promise<Dispatcher.ResponseData>((resolve, reject) =>
-      this.send(req, token, hasBody, (err, data) => (err ? reject(err) : resolve(data!))),
-    );
+    const response = await this.sendAsync(req, token, hasBody);
     if (this.mustRetry(req, hasBody, response)) return this.retryRejected(req, grantId, token, response);
     return this.answer(req, response);
   }
@@ -238,9 +236,7 @@ export class UpstreamProxy {
   private async retryRejected(req: ProxyRequest, grantId: string, rejected: string, response: Dispatcher.ResponseData): Promise<ProxyResponse> {
     await response.body.dump().catch(() => undefined);
     const token = await this.tokens.getUpstreamAccessToken(grantId, { rejected });
-    const retried = await new Promise<Dispatcher.ResponseData>((resolve, reject) =>
-      this.send(req, token, false, (err, data) => (err ? reject(err) : resolve(data!))),
-    );
+    const retried = await this.sendAsync(req, token, false);
     return this.answer(req, retried);
   }
 
@@ -250,6 +246,11 @@ export class UpstreamProxy {
       headers: downstreamResponseHeaders(response.headers, req.responseHeaders),
       body: response.body,
     };
+  }
+
+  /** {@link send} as a promise, for the paths that await anyway. */
+  private sendAsync(req: ProxyRequest, token: string, hasBody: boolean): Promise<Dispatcher.ResponseData> {
+    return new Promise((resolve, reject) => this.send(req, token, hasBody, (err, data) => (err ? reject(err) : resolve(data!))));
   }
 
   /** One upstream request through undici's callback API (no promise); errors arrive as ATH errors. */

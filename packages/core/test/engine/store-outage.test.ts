@@ -137,30 +137,23 @@ describe('storage outage (threats I3): the engine', () => {
 
   it('while the feed is down the cache is bypassed: a revocation made elsewhere is refused at once', async () => {
     const { h, store, token, agentId } = await setUp();
+    const peek = () =>
+      h.engine.peekAccess({
+        authorization: `Bearer ${token}`,
+        agentIdHeader: agentId,
+        providerId: 'p',
+        requiredScope: 'p:read',
+      });
     await access(h.engine, token, agentId);
     const reads = store.tokenReads;
     await access(h.engine, token, agentId);
     expect(store.tokenReads).toBe(reads); // cached
-    expect(
-      h.engine.peekAccess({
-        authorization: `Bearer ${token}`,
-        agentIdHeader: agentId,
-        providerId: 'p',
-        requiredScope: 'p:read',
-      }),
-    ).not.toBeNull();
+    expect(peek()).not.toBeNull();
 
     store.feed(false);
     expect(h.engine.tokenCache.feedLive).toBe(false);
     expect(h.engine.tokenCache.size).toBe(0);
-    expect(
-      h.engine.peekAccess({
-        authorization: `Bearer ${token}`,
-        agentIdHeader: agentId,
-        providerId: 'p',
-        requiredScope: 'p:read',
-      }),
-    ).toBeNull();
+    expect(peek()).toBeNull();
     await access(h.engine, token, agentId);
     await access(h.engine, token, agentId);
     expect(store.tokenReads).toBe(reads + 2); // every call reads the store, nothing is cached
