@@ -18,12 +18,22 @@ export interface ProxyRequest {
   headers: IncomingHeaders;
   /** The request body, streamed as is; null/undefined for none. */
   body?: Readable | null;
-  /** Aborts the upstream request (e.g. when the agent disconnects); an emitter aborts on its `abort` event. */
-  signal?: AbortSignal | EventEmitter;
+  /**
+   * Aborts the upstream request (e.g. when the agent disconnects): an AbortSignal, an emitter of
+   * `abort`, or any object with `aborted` and add/removeEventListener for `abort` (as undici takes).
+   */
+  signal?: AbortSignal | EventEmitter | AbortTarget;
   /** Overrides the proxy's default upstream timeout (the provider's `timeout_ms`). */
   timeoutMs?: number;
   /** Headers the response starts with (e.g. the gateway's own HSTS); upstream headers of the same name replace them. */
   responseHeaders?: OutgoingHeaders;
+}
+
+/** The smallest signal undici accepts: `abort` listeners added and removed, and an `aborted` flag. */
+export interface AbortTarget {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
 }
 
 /** What any HTTP framework can send back: upstream status, filtered headers, body stream. */
@@ -270,6 +280,7 @@ export class UpstreamProxy {
         body: hasBody ? req.body! : null,
         headersTimeout: req.timeoutMs ?? this.timeoutMs,
         bodyTimeout: this.bodyTimeoutMs,
+        // undici reads a signal through aborted and add/removeEventListener only (api-request.js).
         signal: req.signal ?? null,
       },
       (err, data) => (err ? done(upstreamFailure(err)) : done(null, data)),

@@ -288,6 +288,33 @@ describe.each([
     expect(body).not.toContain(new URL(s.upstream.origin).port);
   });
 
+  it('an agent that goes away before the upstream answers aborts the upstream request (no wait for the 2 s timeout)', async () => {
+    expect((await s.proxy('/v1/messages/warm', token)).status).toBe(200); // fills the caches the fast path reads
+    let arrivedAt = 0;
+    let upstreamClosed!: () => void;
+    const closed = new Promise<number>((resolve) => (upstreamClosed = () => resolve(performance.now())));
+    const arrived = new Promise<void>((resolve) => {
+      s.upstream.handler = (_req, res) => {
+        arrivedAt = performance.now();
+        res.on('close', upstreamClosed); // never answered: only an abort (or the timeout) closes it
+        resolve();
+      };
+    });
+    const { hostname, port } = new URL(s.url);
+    const agent = connect(Number(port), hostname, () =>
+      agent.write(`GET /ath/proxy/mail/v1/messages/gone HTTP/1.1\r\nHost: ${hostname}:${port}\r\n${hdr()}\r\n`),
+    );
+    agent.on('error', () => undefined);
+    await arrived;
+    agent.destroy();
+    const closedAt = await closed;
+    // provider timeout_ms is 2000: a close this early can only be the abort.
+    expect(closedAt - arrivedAt).toBeLessThan(1500);
+    // The gateway is unharmed and the next call on the same path works.
+    s.upstream.handler = echo;
+    expect((await s.proxy('/v1/messages/gone', token)).status).toBe(200);
+  });
+
   it(`GETs with cached tokens ${logLevel === 'info' ? 'take' : 'never take'} the fast path (ath_gateway_proxy_fast_path_total)`, async () => {
     const counters = async () => {
       const text = await (await fetch(`${s.url}/metrics`)).text();
