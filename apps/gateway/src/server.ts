@@ -212,6 +212,8 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     policy: toApprovalPolicy(config),
     tokenTtlSeconds: config.tokenTtlSeconds,
     sessionTtlSeconds: config.sessionTtlSeconds,
+    // secrets.cookieKey keys the browser-binding cookie's digest on the session (threats D3).
+    bindingKey: Buffer.from(config.secrets.cookieKey.reveal(), 'base64url'),
     identity: { allowInsecure: config.allowInsecureAgentHosts, ...(options.identity ?? {}) },
     clock,
     ...(options.random ? { random: options.random } : {}),

@@ -4,6 +4,7 @@
  * callback (state + cookie, code exchange, iss), token, proxy and revoke — and the failure cases of
  * threats D2–D5, D7, E2 and checklist C-100…C-111.
  */
+import { createHmac } from 'node:crypto';
 import { ManualClock } from '@athkit/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, Stack } from './support/stack.js';
@@ -73,6 +74,12 @@ describe('gateway handshake over HTTP', () => {
     expect(cookie).toMatch(/HttpOnly/);
     expect(cookie).toMatch(/SameSite=Lax/);
     expect(s.as.authorizationRequests).toHaveLength(0);
+    // secrets.cookieKey keys the binding digest the session keeps (a store writer cannot plant one).
+    const bindingValue = /^[^=]+=([^;]*)/.exec(cookie)![1]!;
+    const cookieKey = Buffer.from(s.config.secrets.cookieKey.reveal(), 'base64url');
+    expect((await s.gw.store.getSession(auth.body.ath_session_id))!.bindingHash).toBe(
+      createHmac('sha256', cookieKey).update(bindingValue).digest('base64url'),
+    );
 
     const state = /name="state" value="([^"]+)"/.exec(page.text)![1]!;
     const cont = await browser.request(`${s.url}/ath/authorize/continue`, {

@@ -51,6 +51,12 @@ export interface AthFastifyOptions {
    * plain-http development; the cookie is then named `ath_bind_…` without `Secure`.
    */
   cookieSecure?: boolean;
+  /**
+   * Secret key (≥ 32 bytes) for the browser-binding cookie's digest on each consent session
+   * (HMAC-SHA256 instead of SHA-256): write access to the store alone then cannot bind a session to
+   * another browser. Give every instance sharing a store the same key.
+   */
+  bindingKey?: Uint8Array;
   /** Body limit of the ATH endpoints in bytes (default 65536). */
   bodyLimit?: number;
   /**
@@ -155,6 +161,9 @@ const optionsSchema = z
       .strict()
       .optional(),
     cookieSecure: z.boolean().optional(),
+    bindingKey: z
+      .custom<Uint8Array>((v) => v instanceof Uint8Array && v.byteLength >= 32, { message: 'must be a Uint8Array of at least 32 bytes' })
+      .optional(),
     bodyLimit: z.number().int().min(1024).max(10 * 1024 * 1024).optional(),
     denyUnmappedApi: z.boolean().optional(),
     rateLimits: z

@@ -179,6 +179,7 @@ const athFastifyPlugin: FastifyPluginAsync<AthFastifyOptions> = async (app, rawO
     ...(opts.random ? { random: opts.random } : {}),
     ...(opts.auditSink ? { auditSink: opts.auditSink } : {}),
     ...(opts.tokenTtlSeconds !== undefined ? { tokenTtlSeconds: opts.tokenTtlSeconds } : {}),
+    ...(opts.bindingKey ? { bindingKey: opts.bindingKey } : {}),
     ...(opts.rateLimits ? { rateLimits: engineRateLimits(opts.rateLimits) } : {}),
   });
   const discovery = serviceDiscovery(opts.baseUrl, {

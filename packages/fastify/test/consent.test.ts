@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { athFastify } from '../src/index.js';
@@ -240,6 +241,38 @@ describe('cookieSecure: false (plain-http development)', () => {
     } finally {
       await hh.close();
     }
+  });
+
+  it('bindingKey: the session keeps HMAC-SHA256(key, cookie) and the flow works; a short key is refused when the plugin registers', async () => {
+    const key = new Uint8Array(32).fill(3);
+    const hh = await buildHarness({ bindingKey: key });
+    try {
+      const r = await register(hh, 'keyed');
+      const auth = await authorize(hh, r, ['products:read']);
+      const { binding } = await launch(hh, auth.launchPath);
+      const value = binding.split('=')[1]!;
+      expect((await hh.store.getSession(auth.ath_session_id))!.bindingHash).toBe(createHmac('sha256', key).update(value).digest('base64url'));
+      expect((await consent(hh, auth.state, binding, 'approve', ['products:read'])).statusCode).toBe(200);
+      expect((await exchange(hh, r, auth.ath_session_id)).statusCode).toBe(200);
+    } finally {
+      await hh.close();
+    }
+    const app = Fastify();
+    const { MemoryStore } = await import('@athkit/core');
+    await expect(
+      app
+        .register(athFastify, {
+          baseUrl: 'https://min.test',
+          service: { app_id: 'min', name: 'Min', api_base: '/api' },
+          scopes: ['a:read'],
+          store: new MemoryStore(),
+          authenticateUser: () => null,
+          loginUrl: '/login',
+          bindingKey: new Uint8Array(16),
+        })
+        .ready(),
+    ).rejects.toThrow(/bindingKey: must be a Uint8Array of at least 32 bytes/);
+    await app.close();
   });
 
   it('loginUrl may be a function of the return-to path', async () => {

@@ -188,7 +188,7 @@ export async function launch(
     const bound = await ctx.store.updateSession(
       session.id,
       { status: ['pending'], bindingHash: null },
-      { bindingHash: await sha256(value), updatedAt: ctx.clock.now() },
+      { bindingHash: await ctx.bindingDigest(value), updatedAt: ctx.clock.now() },
     );
     if (bound) {
       session = bound;
@@ -197,7 +197,7 @@ export async function launch(
       session = await sessionForState(ctx, state); // lost a race with another tab: check against the winner
     }
   }
-  if (setBinding === null && !(presented && timingSafeEqual(await sha256(presented), session.bindingHash ?? ''))) {
+  if (setBinding === null && !(presented && timingSafeEqual(await ctx.bindingDigest(presented), session.bindingHash ?? ''))) {
     throw new AthError('STATE_MISMATCH', 'This authorization link is bound to another browser');
   }
 
@@ -231,7 +231,7 @@ export async function openCallback(
 ): Promise<SessionRecord> {
   const session = await sessionForState(ctx, state);
   const presented = cookies[await bindingCookieName(state!)];
-  if (!presented || !session.bindingHash || !timingSafeEqual(await sha256(presented), session.bindingHash)) {
+  if (!presented || !session.bindingHash || !timingSafeEqual(await ctx.bindingDigest(presented), session.bindingHash)) {
     throw new AthError('STATE_MISMATCH', 'This browser did not start the authorization');
   }
   return session;

@@ -30,6 +30,8 @@ export interface EngineContext {
   baseUrl: string;
   tokenTtlSeconds: number;
   sessionTtlSeconds: number;
+  /** Digest of the browser-binding cookie value as stored on the session (keyed when the engine has a bindingKey). */
+  bindingDigest(value: string): Promise<string>;
   approvalTtlSeconds: number;
   /** The identity resolver behind `verifier` (the 9-step handshake compares published keys, C-257). */
   resolver?: IdentityResolver;

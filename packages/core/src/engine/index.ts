@@ -3,6 +3,7 @@ import { AttestationVerifier } from '../attestation/index.js';
 import { IdentityResolver, createSafeFetcher, type DocumentFetcher } from '../identity/index.js';
 import { Auditor, type AuditSink } from '../audit.js';
 import { systemClock, type Clock } from '../clock.js';
+import { keyedDigest } from '../digest.js';
 import { defaultApprovalPolicy, type ApprovalPolicy } from '../policy.js';
 import { staticCatalog, type ProviderCatalog, type ProviderConfig } from '../providers.js';
 import { cryptoRandom, type RandomSource } from '../random.js';
@@ -47,6 +48,13 @@ export interface AthEngineOptions {
   tokenTtlSeconds?: number;
   /** Authorization session lifetime, ≤ 600 (default 600). */
   sessionTtlSeconds?: number;
+  /**
+   * Secret key (≥ 32 bytes) for the browser-binding cookie: sessions store HMAC-SHA256(key, value)
+   * instead of SHA-256(value), so a store writer without the key cannot bind a consent session to a
+   * browser of their choosing. Every instance sharing a store needs the same key; changing it
+   * invalidates the consent sessions in flight (they last minutes).
+   */
+  bindingKey?: Uint8Array;
   /** How long a registration's approval lasts (default 365 days). */
   approvalTtlSeconds?: number;
   tokenCache?: { maxEntries?: number; ttlMs?: number };
@@ -103,6 +111,7 @@ export class AthEngine {
       baseUrl: normaliseBaseUrl(options.baseUrl),
       tokenTtlSeconds: boundedSeconds('tokenTtlSeconds', options.tokenTtlSeconds, MAX_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS),
       sessionTtlSeconds: boundedSeconds('sessionTtlSeconds', options.sessionTtlSeconds, MAX_SESSION_TTL_SECONDS, MAX_SESSION_TTL_SECONDS),
+      bindingDigest: keyedDigest(options.bindingKey),
       approvalTtlSeconds: boundedSeconds('approvalTtlSeconds', options.approvalTtlSeconds, 365 * 86_400, 10 * 365 * 86_400),
     };
     this.tokenCache = new TokenCache(options.tokenCache?.maxEntries, options.tokenCache?.ttlMs);
