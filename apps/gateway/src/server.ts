@@ -125,7 +125,8 @@ const MAX_FAST_ROUTES = 4096;
 const MAX_FAST_ROUTE_URL = 1024;
 
 /** What the proxy fast path hands to the fastify route when it cannot answer itself. */
-type Handoff = { kind: 'error'; error: unknown } | { kind: 'response'; response: ProxyResponse };
+/** `startedAt` (performance.now()) is when the fast path took the call: its duration counts from there. */
+type Handoff = { startedAt: number } & ({ kind: 'error'; error: unknown } | { kind: 'response'; response: ProxyResponse });
 const HANDOFF = Symbol('ath.proxyHandoff');
 type HandoffCarrier = IncomingMessage & { [HANDOFF]?: Handoff };
 
@@ -290,10 +291,13 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   });
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched';
-    metrics.countRequest(route, request.method, reply.statusCode, reply.elapsedTime / 1000);
+    // A call the proxy fast path handed over started before fastify saw it.
+    const handedOver = (request.raw as HandoffCarrier)[HANDOFF];
+    const ms = handedOver ? performance.now() - handedOver.startedAt : reply.elapsedTime;
+    metrics.countRequest(route, request.method, reply.statusCode, ms / 1000);
     if (logger.isLevelEnabled('debug') || reply.statusCode >= 500) {
       logger[reply.statusCode >= 500 ? 'warn' : 'debug'](
-        { method: request.method, url: safeUrl(request.raw.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 },
+        { method: request.method, url: safeUrl(request.raw.url), status: reply.statusCode, ms: Math.round(ms * 100) / 100 },
         'request',
       );
     }
@@ -612,14 +616,14 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
         if (!out) {
           if (gone.aborted) return; // the agent went away: nothing to answer, nothing to log
           metrics.countUpstream(route.providerId, err instanceof AthError ? err.code : 'error');
-          return handOff(req, res, { kind: 'error', error: err });
+          return handOff(req, res, { startedAt: started, kind: 'error', error: err });
         }
         metrics.countUpstream(route.providerId, out.status);
         if (gone.aborted) {
           out.body.destroy();
           return;
         }
-        if (out.status < 200 || out.status === 204 || out.status === 304) return handOff(req, res, { kind: 'response', response: out });
+        if (out.status < 200 || out.status === 204 || out.status === 304) return handOff(req, res, { startedAt: started, kind: 'response', response: out });
         streamed = true;
         out.body.on('error', (bodyErr) => {
           // Upstream failed mid-body: the agent sees a cut response (as fastify's stream sending does).

@@ -315,6 +315,18 @@ describe.each([
     expect((await s.proxy('/v1/messages/gone', token)).status).toBe(200);
   });
 
+  it('a call answered 204 after 300 ms is timed from its start, also when the fast path hands the answer to fastify', async () => {
+    expect((await s.proxy('/v1/messages/warm', token)).status).toBe(200);
+    const durationSum = async () => {
+      const text = await (await fetch(`${s.url}/metrics`)).text();
+      return Number(/^ath_gateway_http_request_duration_seconds_sum\{route="\/ath\/proxy\/\*"\} (\S+)$/m.exec(text)?.[1]);
+    };
+    const before = await durationSum();
+    s.upstream.handler = (_req, res) => setTimeout(() => res.writeHead(204).end(), 300);
+    expect((await s.proxy('/v1/messages/slow', token)).status).toBe(204);
+    expect((await durationSum()) - before).toBeGreaterThanOrEqual(0.3);
+  });
+
   it(`GETs with cached tokens ${logLevel === 'info' ? 'take' : 'never take'} the fast path (ath_gateway_proxy_fast_path_total)`, async () => {
     const counters = async () => {
       const text = await (await fetch(`${s.url}/metrics`)).text();

@@ -12,6 +12,18 @@ const nodeHash: NodeHash | undefined = (() => {
   return typeof hash === 'function' ? (hash as NodeHash) : undefined;
 })();
 
+type NodeHmac = (
+  algorithm: string,
+  key: Uint8Array,
+) => { update(data: string, encoding: 'utf8'): { digest(encoding: 'base64url'): string } };
+
+// Node's createHmac: synchronous, where a Web Crypto sign hops to the thread pool. Elsewhere, Web Crypto.
+const nodeHmac: NodeHmac | undefined = (() => {
+  const getBuiltin = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule;
+  const createHmac = (getBuiltin?.('node:crypto') as { createHmac?: unknown } | undefined)?.createHmac;
+  return typeof createHmac === 'function' ? (createHmac as NodeHmac) : undefined;
+})();
+
 /** SHA-256 of a UTF-8 string as base64url: how secrets, tokens and codes are stored. */
 export async function sha256(value: string): Promise<string> {
   if (nodeHash) return nodeHash('sha256', value, 'base64url');
@@ -29,6 +41,10 @@ export function keyedDigest(key: Uint8Array | undefined): (value: string) => Pro
   if (key === undefined) return sha256;
   if (key.byteLength < 32) throw new TypeError('A digest key needs at least 32 bytes');
   const raw = Uint8Array.from(key); // a copy: later changes to the caller's buffer do not matter
+  if (nodeHmac) {
+    const hmac = nodeHmac;
+    return (value) => Promise.resolve(hmac('sha256', raw).update(value, 'utf8').digest('base64url'));
+  }
   let imported: ReturnType<typeof globalThis.crypto.subtle.importKey> | undefined;
   return async (value) => {
     imported ??= globalThis.crypto.subtle.importKey('raw', raw, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
