@@ -3,10 +3,28 @@ export interface RandomSource {
   bytes(length: number): Uint8Array;
 }
 
+// Small requests are served from a pool filled 4 KiB at a time: one getRandomValues call costs more
+// than the bytes it returns (a handshake asks for ~10 ids). Every byte is handed out once, as a copy,
+// and the pool's used part is zeroed, so no two callers ever share randomness.
+const POOL_SIZE = 4096;
+const POOLED_MAX = 256;
+const pool = new Uint8Array(POOL_SIZE);
+let poolOffset = POOL_SIZE;
+
 export const cryptoRandom: RandomSource = {
   bytes(length) {
-    const out = new Uint8Array(length);
-    globalThis.crypto.getRandomValues(out);
+    if (length > POOLED_MAX) {
+      const out = new Uint8Array(length);
+      globalThis.crypto.getRandomValues(out);
+      return out;
+    }
+    if (poolOffset + length > POOL_SIZE) {
+      globalThis.crypto.getRandomValues(pool);
+      poolOffset = 0;
+    }
+    const out = pool.slice(poolOffset, poolOffset + length);
+    pool.fill(0, poolOffset, poolOffset + length);
+    poolOffset += length;
     return out;
   },
 };

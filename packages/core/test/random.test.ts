@@ -17,6 +17,25 @@ describe('random and digest helpers', () => {
     for (const id of ids) expect(id).toMatch(/^ath_tk_[A-Za-z0-9_-]{43}$/);
   });
 
+  it('cryptoRandom hands out fresh bytes: pooled draws never overlap, are copies, and large draws work', () => {
+    const draws = Array.from({ length: 2000 }, (_, i) => cryptoRandom.bytes(1 + (i % 40))); // crosses the 4 KiB pool many times
+    const hex = new Set(draws.filter((d) => d.length >= 16).map((d) => Buffer.from(d).toString('hex')));
+    expect(hex.size).toBe(draws.filter((d) => d.length >= 16).length);
+    const a = cryptoRandom.bytes(32);
+    expect(a.buffer.byteLength).toBe(32); // its own buffer, not a view into the pool
+    const copy = Uint8Array.from(a);
+    a.fill(0); // scribbling on one draw changes no other
+    const b = cryptoRandom.bytes(32);
+    expect(Buffer.from(b).equals(Buffer.from(copy))).toBe(false);
+    expect(b.some((x) => x !== 0)).toBe(true);
+    const big = cryptoRandom.bytes(5000);
+    expect(big.length).toBe(5000);
+    expect(new Set(big).size).toBeGreaterThan(200); // ~all 256 byte values in 5,000 random bytes
+    // Bytes of one pooled draw are not repeated by the next ones: 128 consecutive 32-byte draws are all distinct.
+    const row = Array.from({ length: 128 }, () => Buffer.from(cryptoRandom.bytes(32)).toString('hex'));
+    expect(new Set(row).size).toBe(128);
+  });
+
   it('sha256 is the base64url SHA-256 of the UTF-8 input', async () => {
     const { createHash } = await import('node:crypto');
     expect(await sha256('héllo')).toBe(createHash('sha256').update('héllo').digest('base64url'));

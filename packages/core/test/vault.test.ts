@@ -29,6 +29,22 @@ describe('Vault (upstream tokens encrypted at rest, C-221)', () => {
     await expect(other.open('grant-1', sealed)).rejects.toThrow();
   });
 
+  it('the v1 format is AES-256-GCM, iv ‖ ciphertext ‖ 16-byte tag, record id as AAD: Web Crypto opens what it seals and the other way round', async () => {
+    const vault = await Vault.create(KEY);
+    const key = await crypto.subtle.importKey('raw', KEY, 'AES-GCM', false, ['encrypt', 'decrypt']);
+    const aad = new TextEncoder().encode('grant-7');
+    const [, iv, ct] = (await vault.seal('grant-7', { access_token: 'á-token' })).split('.');
+    const plain = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: Buffer.from(iv!, 'base64url'), additionalData: aad }, key, Buffer.from(ct!, 'base64url'));
+    expect(JSON.parse(new TextDecoder().decode(plain))).toEqual({ access_token: 'á-token' });
+
+    const iv2 = crypto.getRandomValues(new Uint8Array(12));
+    const ct2 = await crypto.subtle.encrypt({ name: 'AES-GCM', iv: iv2, additionalData: aad }, key, new TextEncoder().encode('{"n":2}'));
+    const sealed = `v1.${Buffer.from(iv2).toString('base64url')}.${Buffer.from(ct2).toString('base64url')}`;
+    expect(await vault.open('grant-7', sealed)).toEqual({ n: 2 });
+    await expect(vault.open('grant-8', sealed)).rejects.toThrow();
+    await expect(vault.open('grant-7', `v1.${Buffer.from(iv2).toString('base64url')}.AAAA`)).rejects.toThrow(); // shorter than a tag
+  });
+
   it('accepts a base64url key and refuses a short one', async () => {
     const text = Buffer.from(KEY).toString('base64url');
     const vault = await Vault.create(text);
