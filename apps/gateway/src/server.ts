@@ -130,8 +130,6 @@ type Handoff = { startedAt: number } & ({ kind: 'error'; error: unknown } | { ki
 const HANDOFF = Symbol('ath.proxyHandoff');
 type HandoffCarrier = IncomingMessage & { [HANDOFF]?: Handoff };
 
-const ignore = (): void => undefined;
-
 /** Counts body bytes and fails the stream with 413 past `limit` (chunked bodies have no Content-Length to check first). */
 class BodyLimit extends Transform {
   private seen = 0;
@@ -585,7 +583,8 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     // From here on this call is ours.
     const started = performance.now();
     metrics.countFastPath();
-    req.on('error', ignore); // as the route's onRequest hook: a vanished client fails the request stream
+    // No 'error' listener on req: it is a bodiless GET, and Node only emits a request stream's
+    // error when something listens (IncomingMessage onError), so a vanished client cannot throw here.
     const gone = new ClientGone();
     let streamed = false;
     inflight++;
