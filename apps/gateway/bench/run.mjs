@@ -11,6 +11,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 12);
 const DURATION = Number(process.env.BENCH_DURATION ?? 2);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const BLOCKS = Math.min(ROUNDS, Number(process.env.BENCH_BLOCKS ?? 3));
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 100_000);
 const children = [];
 
@@ -37,35 +38,45 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const t0 = Date.now();
 try {
   const upstream = await start('upstream.mjs');
-  const bare = await start('bare-proxy.mjs', [upstream.url]);
-  // A/A control: a second, identical bare proxy. Its ratio to the first is the noise floor of this
-  // host and run; a gateway ratio within that distance of the target is not a clear result.
-  const control = await start('bare-proxy.mjs', [upstream.url]);
-  const gateway = await start('gateway-server.mjs', [upstream.url]);
-  const limited = await start('gateway-server.mjs', [upstream.url, 'limited']);
-  // The bare proxy gets the very request the gateway gets (same Authorization and X-ATH-Agent-ID
-  // bytes, which it forwards unchecked), so both sides of the ratio parse and send the same headers.
-  const athHeaders = { authorization: `Bearer ${gateway.token}`, 'x-ath-agent-id': gateway.agentId };
-  const targets = {
-    direct: { url: `${upstream.url}/ping`, headers: {} },
-    bare: { url: `${bare.url}/ath/proxy/bench/ping`, headers: athHeaders },
-    control: { url: `${control.url}/ath/proxy/bench/ping`, headers: athHeaders },
-    gateway: { url: `${gateway.url}/ath/proxy/bench/ping`, headers: athHeaders },
-    limited: { url: `${limited.url}/ath/proxy/bench/ping`, headers: { authorization: `Bearer ${limited.token}`, 'x-ath-agent-id': limited.agentId } },
-  };
+  // The proxies are started afresh for each block of rounds: on these VMs two identical processes
+  // can differ by up to ~18 % for their whole life (seen with the A/A control below), so one process
+  // each would turn placement luck into a result. The upstream (the reference) lives throughout.
+  async function startProxies() {
+    const bare = await start('bare-proxy.mjs', [upstream.url]);
+    // A/A control: a second, identical bare proxy. Its ratio to the first is the noise floor of this
+    // host and run; a gateway ratio within that distance of the target is not a clear result.
+    const control = await start('bare-proxy.mjs', [upstream.url]);
+    const gateway = await start('gateway-server.mjs', [upstream.url]);
+    const limited = await start('gateway-server.mjs', [upstream.url, 'limited']);
+    // The bare proxy gets the very request the gateway gets (same Authorization and X-ATH-Agent-ID
+    // bytes, which it forwards unchecked), so both sides of the ratio parse and send the same headers.
+    const athHeaders = { authorization: `Bearer ${gateway.token}`, 'x-ath-agent-id': gateway.agentId };
+    const targets = {
+      direct: { url: `${upstream.url}/ping`, headers: {} },
+      bare: { url: `${bare.url}/ath/proxy/bench/ping`, headers: athHeaders },
+      control: { url: `${control.url}/ath/proxy/bench/ping`, headers: athHeaders },
+      gateway: { url: `${gateway.url}/ath/proxy/bench/ping`, headers: athHeaders },
+      limited: { url: `${limited.url}/ath/proxy/bench/ping`, headers: { authorization: `Bearer ${limited.token}`, 'x-ath-agent-id': limited.agentId } },
+    };
+    return { targets, stop: () => [bare, control, gateway, limited].forEach((c) => c.child.kill()) };
+  }
   // Warm-up, then alternating rounds so drift hits every target alike. The order rotates each round:
   // on a 2-core host a target's result depends on which one ran just before it (measured: the same
   // gateway build at 0.82 or 0.69 of bare by position alone), so every target takes every position.
-  for (const t of Object.values(targets)) await new Promise((r) => autocannon({ ...t, connections: CONNECTIONS, duration: 1 }, r));
   const samples = { direct: [], bare: [], control: [], gateway: [], limited: [] };
-  const names = Object.keys(targets);
-  for (let round = 0; round < ROUNDS; round++) {
-    for (let i = 0; i < names.length; i++) {
-      const name = names[(i + round) % names.length];
-      samples[name].push(await cannon(targets[name].url, targets[name].headers));
+  const names = Object.keys(samples);
+  for (let block = 0, round = 0; block < BLOCKS; block++) {
+    const { targets, stop } = await startProxies();
+    for (const t of Object.values(targets)) await new Promise((r) => autocannon({ ...t, connections: CONNECTIONS, duration: 1 }, r));
+    for (const end = Math.round((ROUNDS * (block + 1)) / BLOCKS); round < end; round++) {
+      for (let i = 0; i < names.length; i++) {
+        const name = names[(i + round) % names.length];
+        samples[name].push(await cannon(targets[name].url, targets[name].headers));
+      }
     }
+    stop();
   }
-  for (const c of [upstream, bare, control, gateway, limited]) c.child.kill();
+  upstream.child.kill();
   const proxy = Object.fromEntries(
     Object.entries(samples).map(([k, v]) => [k, { rps: median(v.map((s) => s.rps)), p50: median(v.map((s) => s.p50)), p99: median(v.map((s) => s.p99)), rounds: v }]),
   );
@@ -85,7 +96,7 @@ try {
     date: new Date().toISOString(),
     node: process.version,
     cpus: (await import('node:os')).cpus().length,
-    settings: { rounds: ROUNDS, durationSeconds: DURATION, connections: CONNECTIONS },
+    settings: { rounds: ROUNDS, blocks: BLOCKS, durationSeconds: DURATION, connections: CONNECTIONS },
     proxy,
     ratios: {
       gatewayOverBare: paired('gateway', (g, b) => g.rps / b.rps),
@@ -122,7 +133,7 @@ try {
       ['limited', 'ath-gateway proxy + per-agent rate limit (store write per call)'],
     ].map(([k, label]) => [`| ${label} | ${f(proxy[k].rps)} | ${f(proxy[k].p50, 1)} | ${f(proxy[k].p99, 1)} |`]),
   ].flat();
-  console.log(`\nath-gateway benchmark (${report.cpus} CPUs, Node ${process.version}, ${CONNECTIONS} connections, median of ${ROUNDS} × ${DURATION}s rounds)\n`);
+  console.log(`\nath-gateway benchmark (${report.cpus} CPUs, Node ${process.version}, ${CONNECTIONS} connections, median of ${ROUNDS} × ${DURATION}s rounds, proxies restarted for each of ${BLOCKS} blocks)\n`);
   console.log(rows.join('\n'));
   console.log(`\n| metric | result | target |\n|---|---:|---|`);
   console.log(`| gateway / bare throughput (median of ${ROUNDS} paired rounds) | ${f(report.ratios.gatewayOverBare, 2)} | ≥ 0.85 ${targetsMet['gateway ≥ 0.85 × bare proxy'] ? '✓' : '✗'} |`);
