@@ -1,4 +1,5 @@
 import type { CryptoKey } from 'jose';
+import { nodeCrypto } from './node-crypto.js';
 import { base64url } from './random.js';
 
 const encoder = new TextEncoder();
@@ -12,26 +13,10 @@ function fromBase64url(s: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-interface NodeGcm {
-  setAAD(data: Uint8Array): unknown;
-  update(data: Uint8Array): Uint8Array;
-  final(): Uint8Array;
-}
-interface NodeAesGcm {
-  createCipheriv(algorithm: 'aes-256-gcm', key: Uint8Array, iv: Uint8Array): NodeGcm & { getAuthTag(): Uint8Array };
-  createDecipheriv(algorithm: 'aes-256-gcm', key: Uint8Array, iv: Uint8Array): NodeGcm & { setAuthTag(tag: Uint8Array): unknown };
-}
-
-// Node's cipher is synchronous and costs a few µs for a token set; a Web Crypto call hops to the
-// thread pool and back. Same algorithm, same bytes (ciphertext ‖ 16-byte tag), so either side opens
-// what the other sealed. Elsewhere, Web Crypto.
-const nodeAesGcm: NodeAesGcm | undefined = (() => {
-  const getBuiltin = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule;
-  const crypto = getBuiltin?.('node:crypto') as Partial<NodeAesGcm> | undefined;
-  return typeof crypto?.createCipheriv === 'function' && typeof crypto.createDecipheriv === 'function'
-    ? (crypto as NodeAesGcm)
-    : undefined;
-})();
+// Node's cipher is synchronous and costs a few µs for a token set. Same algorithm, same bytes
+// (ciphertext ‖ 16-byte tag) as Web Crypto, so either side opens what the other sealed.
+const { createCipheriv, createDecipheriv } = nodeCrypto;
+const nodeAesGcm = createCipheriv && createDecipheriv ? { createCipheriv, createDecipheriv } : undefined;
 const TAG_LENGTH = 16;
 
 /**
