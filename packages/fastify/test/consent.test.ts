@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { athFastify } from '../src/index.js';
+import { athFastify, type AthFastifyOptions } from '../src/index.js';
 import {
   BASE,
   authorize,
@@ -258,20 +258,7 @@ describe('cookieSecure: false (plain-http development)', () => {
       await hh.close();
     }
     const app = Fastify();
-    const { MemoryStore } = await import('@athkit/core');
-    await expect(
-      app
-        .register(athFastify, {
-          baseUrl: 'https://min.test',
-          service: { app_id: 'min', name: 'Min', api_base: '/api' },
-          scopes: ['a:read'],
-          store: new MemoryStore(),
-          authenticateUser: () => null,
-          loginUrl: '/login',
-          bindingKey: new Uint8Array(16),
-        })
-        .ready(),
-    ).rejects.toThrow(/bindingKey: must be a Uint8Array of at least 32 bytes/);
+    await expect(app.register(athFastify, await minimumOptions({ bindingKey: new Uint8Array(16) })).ready()).rejects.toThrow(/bindingKey: must be a Uint8Array of at least 32 bytes/);
     await app.close();
   });
 
@@ -291,16 +278,22 @@ describe('cookieSecure: false (plain-http development)', () => {
 
 it('the module can be registered in a bare app with the minimum options', async () => {
   const app = Fastify();
+  await app.register(athFastify, await minimumOptions());
+  await app.ready();
+  expect((await app.inject({ method: 'GET', url: '/.well-known/ath-app.json' })).json().api_base).toBe('https://api.min.test/v1');
+  await app.close();
+});
+
+/** The least a bare app must pass, plus `extra`. */
+async function minimumOptions(extra: Partial<AthFastifyOptions> = {}): Promise<AthFastifyOptions> {
   const { MemoryStore } = await import('@athkit/core');
-  await app.register(athFastify, {
+  return {
     baseUrl: 'https://min.test',
     service: { app_id: 'min', name: 'Min', api_base: 'https://api.min.test/v1' },
     scopes: ['a:read'],
     store: new MemoryStore(),
     authenticateUser: () => null,
     loginUrl: '/login',
-  });
-  await app.ready();
-  expect((await app.inject({ method: 'GET', url: '/.well-known/ath-app.json' })).json().api_base).toBe('https://api.min.test/v1');
-  await app.close();
-});
+    ...extra,
+  };
+}
