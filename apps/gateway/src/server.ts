@@ -124,8 +124,10 @@ interface FastRoute {
 const MAX_FAST_ROUTES = 4096;
 const MAX_FAST_ROUTE_URL = 1024;
 
-/** What the proxy fast path hands to the fastify route when it cannot answer itself. */
-/** `startedAt` (performance.now()) is when the fast path took the call: its duration counts from there. */
+/**
+ * What the proxy fast path hands to the fastify route when it cannot answer itself. `startedAt`
+ * (performance.now()) is when the fast path took the call: its duration counts from there.
+ */
 type Handoff = { startedAt: number } & ({ kind: 'error'; error: unknown } | { kind: 'response'; response: ProxyResponse });
 const HANDOFF = Symbol('ath.proxyHandoff');
 type HandoffCarrier = IncomingMessage & { [HANDOFF]?: Handoff };
