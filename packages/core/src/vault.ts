@@ -1,6 +1,6 @@
 import type { CryptoKey } from 'jose';
 import { nodeCrypto } from './node-crypto.js';
-import { base64url } from './random.js';
+import { base64url, cryptoRandom } from './random.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -40,7 +40,7 @@ export class Vault {
   }
 
   async seal(recordId: string, value: unknown): Promise<string> {
-    const iv = globalThis.crypto.getRandomValues(new Uint8Array(12));
+    const iv = cryptoRandom.bytes(12);
     const data = encoder.encode(JSON.stringify(value));
     if (nodeAesGcm && this.raw) {
       const cipher = nodeAesGcm.createCipheriv('aes-256-gcm', this.raw, iv);
