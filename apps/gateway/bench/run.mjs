@@ -46,6 +46,7 @@ try {
     // A/A control: a second, identical bare proxy. Its ratio to the first is the noise floor of this
     // host and run; a gateway ratio within that distance of the target is not a clear result.
     const control = await start('bare-proxy.mjs', [upstream.url]);
+    const dispatch = await start('bare-dispatch-proxy.mjs', [upstream.url]);
     const gateway = await start('gateway-server.mjs', [upstream.url]);
     const limited = await start('gateway-server.mjs', [upstream.url, 'limited']);
     // The bare proxy gets the very request the gateway gets (same Authorization and X-ATH-Agent-ID
@@ -55,15 +56,16 @@ try {
       direct: { url: `${upstream.url}/ping`, headers: {} },
       bare: { url: `${bare.url}/ath/proxy/bench/ping`, headers: athHeaders },
       control: { url: `${control.url}/ath/proxy/bench/ping`, headers: athHeaders },
+      dispatch: { url: `${dispatch.url}/ath/proxy/bench/ping`, headers: athHeaders },
       gateway: { url: `${gateway.url}/ath/proxy/bench/ping`, headers: athHeaders },
       limited: { url: `${limited.url}/ath/proxy/bench/ping`, headers: { authorization: `Bearer ${limited.token}`, 'x-ath-agent-id': limited.agentId } },
     };
-    return { targets, stop: () => [bare, control, gateway, limited].forEach((c) => c.child.kill()) };
+    return { targets, stop: () => [bare, control, dispatch, gateway, limited].forEach((c) => c.child.kill()) };
   }
   // Warm-up, then alternating rounds so drift hits every target alike. The order rotates each round:
   // on a 2-core host a target's result depends on which one ran just before it (measured: the same
   // gateway build at 0.82 or 0.69 of bare by position alone), so every target takes every position.
-  const samples = { direct: [], bare: [], control: [], gateway: [], limited: [] };
+  const samples = { direct: [], bare: [], control: [], dispatch: [], gateway: [], limited: [] };
   const names = Object.keys(samples);
   for (let block = 0, round = 0; block < BLOCKS; block++) {
     const { targets, stop } = await startProxies();
@@ -101,6 +103,8 @@ try {
     ratios: {
       gatewayOverBare: paired('gateway', (g, b) => g.rps / b.rps),
       controlOverBare: paired('control', (c, b) => c.rps / b.rps),
+      dispatchOverBare: paired('dispatch', (d, b) => d.rps / b.rps),
+      gatewayOverDispatch: median(samples.gateway.map((g, i) => g.rps / samples.dispatch[i].rps)),
       gatewayOverBareOfMedians: proxy.gateway.rps / proxy.bare.rps,
       // p99 stays the difference of the medians: autocannon's latencies are whole milliseconds, and
       // a per-round difference of two such values is mostly rounding.
@@ -129,6 +133,7 @@ try {
       ['direct', 'upstream direct'],
       ['bare', 'bare undici pass-through proxy (floor)'],
       ['control', 'second bare proxy (A/A control)'],
+      ['dispatch', 'bare undici dispatch proxy (the fast path\'s technique)'],
       ['gateway', 'ath-gateway proxy (SQLite, rate limits off)'],
       ['limited', 'ath-gateway proxy + per-agent rate limit (store write per call)'],
     ].map(([k, label]) => [`| ${label} | ${f(proxy[k].rps)} | ${f(proxy[k].p50, 1)} | ${f(proxy[k].p99, 1)} |`]),
@@ -138,6 +143,8 @@ try {
   console.log(`\n| metric | result | target |\n|---|---:|---|`);
   console.log(`| gateway / bare throughput (median of ${ROUNDS} paired rounds) | ${f(report.ratios.gatewayOverBare, 2)} | ≥ 0.85 ${targetsMet['gateway ≥ 0.85 × bare proxy'] ? '✓' : '✗'} |`);
   console.log(`| noise floor: second bare proxy / bare (same pairing) | ${f(report.ratios.controlOverBare, 2)} | 1.00 ideally |`);
+  console.log(`| gateway / bare dispatch proxy (same technique, median of paired rounds; p99 added ${f(proxy.gateway.p99 - proxy.dispatch.p99, 1)} ms) | ${f(report.ratios.gatewayOverDispatch, 2)} | — |`);
+  console.log(`| bare dispatch proxy / bare (what the technique alone gains) | ${f(report.ratios.dispatchOverBare, 2)} | — |`);
   console.log(`| gateway / bare as a ratio of the two medians | ${f(report.ratios.gatewayOverBareOfMedians, 2)} | — |`);
   console.log(`| p99 added vs bare (difference of the medians; median of paired rounds: ${f(report.ratios.p99AddedPairedMs, 1)} ms) | ${f(report.ratios.p99AddedMs, 1)} ms | ≤ 1 ms ${targetsMet['p99 added ≤ 1 ms'] ? '✓' : '✗'} |`);
   console.log(`| full handshakes/s (SQLite, median of 10 × 1,000) | ${f(report.handshakes.median)} | ≥ 1,000 ${targetsMet['handshakes ≥ 1,000/s'] ? '✓' : '✗'} |`);

@@ -4,6 +4,7 @@ import { AthError, type AccessGrant } from '@athkit/core';
 import { Agent, type Dispatcher } from 'undici';
 import type { UpstreamTarget } from './canonical-path.js';
 import type { UpstreamTokenSource } from './oauth-bridge.js';
+import { RelayHandler, type RelayHooks, type ResponseSink } from './relay.js';
 
 /** Incoming request headers as Node gives them (lower-case names). */
 export type IncomingHeaders = Readonly<Record<string, string | readonly string[] | undefined>>;
@@ -211,40 +212,61 @@ export class UpstreamProxy {
     // A cached upstream token needs no promise (the common case on the hot path).
     const token = this.tokens.peekUpstreamAccessToken?.(grantId) ?? (await this.tokens.getUpstreamAccessToken(grantId));
     const response = await this.sendAsync(req, token, hasBody);
-    if (this.mustRetry(req, hasBody, response)) return this.retryRejected(req, grantId, token, response);
+    if (this.mustRetry(req, hasBody, response.statusCode, response.headers)) return this.retryRejected(req, grantId, token, response);
     return this.answer(req, response);
   }
 
   /**
    * {@link forward} for the hot path, once the caller holds the upstream token (from
-   * `peekUpstreamAccessToken`): no promise between the call and the upstream response, and `done`
-   * gets exactly what `forward` would resolve or reject with (the F14 retry included).
+   * `peekUpstreamAccessToken`): the upstream response is written into `sink` as it arrives (no
+   * promise, no Readable, no pipe), except for the statuses `writesThrough` declines and the F14
+   * retry, which come back to `done` as a {@link ProxyResponse} exactly as `forward` would
+   * resolve them. Errors before the sink got anything go to `done` as `forward` would reject.
+   * Call `abort()` on the returned handler when the agent goes away.
    */
-  forwardWithToken(req: ProxyRequest & { grant: { grantId: string } }, token: string, done: (err: unknown, out?: ProxyResponse) => void): void {
+  relay(
+    req: ProxyRequest & { grant: { grantId: string } },
+    token: string,
+    sink: ResponseSink,
+    hooks: Pick<RelayHooks, 'writesThrough' | 'done' | 'bodyFailed'>,
+  ): RelayHandler {
     const hasBody = req.body !== undefined && req.body !== null;
-    this.send(req, token, hasBody, (err, response) => {
-      if (err) return done(err);
-      if (!this.mustRetry(req, hasBody, response!)) return done(null, this.answer(req, response!));
-      this.retryRejected(req, req.grant.grantId, token, response!).then(
-        (out) => done(null, out),
-        (retryErr: unknown) => done(retryErr),
-      );
+    const handler = new RelayHandler(sink, {
+      writesThrough: hooks.writesThrough,
+      responseHeaders: (upstream) => downstreamResponseHeaders(upstream, req.responseHeaders),
+      mustRetry: (status, headers) => this.mustRetry(req, hasBody, status, headers),
+      retry: () => this.retryWithFreshToken(req, req.grant.grantId, token),
+      done: (err, outcome) => hooks.done(err === null ? null : upstreamFailure(err), outcome),
+      bodyFailed: hooks.bodyFailed,
     });
+    let headers: OutgoingHeaders;
+    try {
+      headers = upstreamRequestHeaders(req.headers, req.target.host, token, hasBody);
+    } catch (err) {
+      hooks.done(upstreamFailure(err));
+      return handler;
+    }
+    this.dispatcher.dispatch(this.dispatchOptions(req, headers, hasBody), handler);
+    return handler;
   }
 
   /** Threats F14: a body-less GET/HEAD whose upstream token was rejected is refreshed and retried once. */
-  private mustRetry(req: ProxyRequest, hasBody: boolean, response: Dispatcher.ResponseData): boolean {
+  private mustRetry(req: ProxyRequest, hasBody: boolean, status: number, headers: Readonly<Record<string, string | string[] | undefined>>): boolean {
     return (
       this.retryOnInvalidToken &&
       !hasBody &&
-      response.statusCode === 401 &&
+      status === 401 &&
       (req.method === 'GET' || req.method === 'HEAD') &&
-      /invalid_token/i.test(String(response.headers['www-authenticate'] ?? ''))
+      /invalid_token/i.test(String(headers['www-authenticate'] ?? ''))
     );
   }
 
   private async retryRejected(req: ProxyRequest, grantId: string, rejected: string, response: Dispatcher.ResponseData): Promise<ProxyResponse> {
     await response.body.dump().catch(() => undefined);
+    return this.retryWithFreshToken(req, grantId, rejected);
+  }
+
+  private async retryWithFreshToken(req: ProxyRequest, grantId: string, rejected: string): Promise<ProxyResponse> {
     const token = await this.tokens.getUpstreamAccessToken(grantId, { rejected });
     const retried = await this.sendAsync(req, token, false);
     return this.answer(req, retried);
@@ -273,18 +295,24 @@ export class UpstreamProxy {
     }
     this.dispatcher.request(
       {
-        origin: req.target.origin,
-        path: req.target.path,
-        method: req.method,
-        headers,
-        body: hasBody ? req.body! : null,
-        headersTimeout: req.timeoutMs ?? this.timeoutMs,
-        bodyTimeout: this.bodyTimeoutMs,
+        ...this.dispatchOptions(req, headers, hasBody),
         // undici reads a signal through aborted and add/removeEventListener only (api-request.js).
         signal: req.signal ?? null,
       },
       (err, data) => (err ? done(upstreamFailure(err)) : done(null, data)),
     );
+  }
+
+  private dispatchOptions(req: ProxyRequest, headers: OutgoingHeaders, hasBody: boolean): Dispatcher.DispatchOptions {
+    return {
+      origin: req.target.origin,
+      path: req.target.path,
+      method: req.method,
+      headers,
+      body: hasBody ? req.body! : null,
+      headersTimeout: req.timeoutMs ?? this.timeoutMs,
+      bodyTimeout: this.bodyTimeoutMs,
+    };
   }
 
   async close(): Promise<void> {

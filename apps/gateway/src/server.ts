@@ -585,15 +585,45 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     // From here on this call is ours.
     const started = performance.now();
     metrics.countFastPath();
+    let relayed = false;
+    inflight++;
     // No 'error' listener on req: it is a bodiless GET, and Node only emits a request stream's
     // error when something listens (IncomingMessage onError), so a vanished client cannot throw here.
-    const gone = new ClientGone();
-    let streamed = false;
-    inflight++;
+    const call = proxy.relay(
+      {
+        grant: { grantId },
+        target: route.target,
+        method: 'GET',
+        headers,
+        body: null,
+        timeoutMs: route.provider.config.timeout_ms,
+        responseHeaders: { 'strict-transport-security': HSTS },
+      },
+      token,
+      res,
+      {
+        // Body-less statuses go through fastify, which applies its rules for them.
+        writesThrough: (status) => status !== 204 && status !== 304,
+        done: (err, outcome) => {
+          if (!outcome) {
+            metrics.countUpstream(route.providerId, err instanceof AthError ? err.code : 'error');
+            return handOff(req, res, { startedAt: started, kind: 'error', error: err });
+          }
+          if (outcome.relayed) {
+            relayed = true;
+            return metrics.countUpstream(route.providerId, outcome.status);
+          }
+          metrics.countUpstream(route.providerId, outcome.response.status);
+          handOff(req, res, { startedAt: started, kind: 'response', response: outcome.response });
+        },
+        // Upstream failed mid-body: the agent sees a cut response (as fastify's stream sending does).
+        bodyFailed: (bodyErr) => logger.warn({ err: bodyErr }, 'upstream response body failed'),
+      },
+    );
     // One listener does the bookkeeping: 'close' follows 'finish' (or a vanished client), once.
     res.on('close', () => {
-      if (!res.writableFinished) gone.abort();
-      else if (streamed) {
+      if (!res.writableFinished) call.abort();
+      else if (relayed) {
         const status = res.statusCode;
         const ms = performance.now() - started;
         metrics.countRequest(PROXY_ROUTE, 'GET', status, ms / 1000);
@@ -601,40 +631,6 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
       }
       finishOne();
     });
-    proxy.forwardWithToken(
-      {
-        grant: { grantId },
-        target: route.target,
-        method: 'GET',
-        headers,
-        body: null,
-        signal: gone,
-        timeoutMs: route.provider.config.timeout_ms,
-        responseHeaders: { 'strict-transport-security': HSTS },
-      },
-      token,
-      (err, out) => {
-        if (!out) {
-          if (gone.aborted) return; // the agent went away: nothing to answer, nothing to log
-          metrics.countUpstream(route.providerId, err instanceof AthError ? err.code : 'error');
-          return handOff(req, res, { startedAt: started, kind: 'error', error: err });
-        }
-        metrics.countUpstream(route.providerId, out.status);
-        if (gone.aborted) {
-          out.body.destroy();
-          return;
-        }
-        if (out.status < 200 || out.status === 204 || out.status === 304) return handOff(req, res, { startedAt: started, kind: 'response', response: out });
-        streamed = true;
-        out.body.on('error', (bodyErr) => {
-          // Upstream failed mid-body: the agent sees a cut response (as fastify's stream sending does).
-          if (!gone.aborted) logger.warn({ err: bodyErr }, 'upstream response body failed');
-          res.destroy();
-        });
-        res.writeHead(out.status, out.headers);
-        out.body.pipe(res);
-      },
-    );
     return true;
   };
 

@@ -467,3 +467,153 @@ describe('upstream failures (C-165, threats F8/F12/F14)', () => {
     expect(tokens.calls).toHaveLength(1);
   });
 });
+
+/**
+ * The fast path's writer (UpstreamProxy.relay): the response goes into the front server's own
+ * ServerResponse as it arrives. `writesThrough` declines 204/304 as the gateway does; those and the
+ * F14 retry come back as a ProxyResponse, which this front pipes like the forward() front above.
+ */
+describe('relay: the upstream response written straight into the agent response', () => {
+  interface Seen {
+    outcomes: string[];
+    bodyFailures: Error[];
+  }
+  let relayFront: Server;
+  let relayOrigin = '';
+  let seen: Seen;
+  let abortAtOnce = false;
+
+  beforeAll(async () => {
+    relayFront = createServer((req, res) => {
+      const { target } = splitProxyUrl(req.url ?? '');
+      const call = proxy.relay(
+        {
+          grant: { grantId: 'grant-1' },
+          target: buildUpstreamTarget(front.apiBase, target),
+          method: req.method ?? 'GET',
+          headers: req.headers,
+          body: null,
+          responseHeaders: { 'strict-transport-security': 'max-age=1' },
+        },
+        UPSTREAM_TOKEN,
+        res,
+        {
+          writesThrough: (status) => status !== 204 && status !== 304,
+          done: (err, outcome) => {
+            if (!outcome) {
+              seen.outcomes.push(`error:${(err as AthError).code}`);
+              const e = toAthError(err);
+              return void res.writeHead(e.status, { 'content-type': 'application/json' }).end(JSON.stringify(e.toJSON()));
+            }
+            if (outcome.relayed) return void seen.outcomes.push(`relayed:${outcome.status}`);
+            seen.outcomes.push(`response:${outcome.response.status}`);
+            res.writeHead(outcome.response.status, outcome.response.headers);
+            void pipeline(outcome.response.body, res).catch(() => undefined);
+          },
+          bodyFailed: (err) => seen.bodyFailures.push(err),
+        },
+      );
+      if (abortAtOnce) {
+        call.abort();
+        setTimeout(() => res.writeHead(499).end(), 200);
+      }
+      res.on('close', () => {
+        if (!res.writableFinished) call.abort();
+      });
+    });
+    await new Promise<void>((resolve) => relayFront.listen(0, '127.0.0.1', resolve));
+    relayOrigin = `http://127.0.0.1:${(relayFront.address() as AddressInfo).port}`;
+  });
+  afterAll(
+    () =>
+      new Promise<void>((resolve) => {
+        relayFront.closeAllConnections();
+        relayFront.close(() => resolve());
+      }),
+  );
+  beforeEach(() => {
+    seen = { outcomes: [], bodyFailures: [] };
+    abortAtOnce = false;
+  });
+
+  const get = async (path: string) => {
+    const res = await request(relayOrigin + '/ath/proxy/mail' + path, { headersTimeout: 10_000 });
+    const body = Buffer.from(await res.body.arrayBuffer());
+    return { status: res.statusCode, headers: res.headers, body, text: body.toString() };
+  };
+
+  it('status, filtered headers (plus the gateway header) and binary body arrive unchanged; the request is the one forward() sends', async () => {
+    const data = randomBytes(3 * 1024 * 1024 + 7);
+    upstream.handler = (_req, res) =>
+      res
+        .writeHead(201, { 'content-type': 'image/png', 'set-cookie': 'a=1', 'x-keep': ['1', '2'], connection: 'x-hop', 'x-hop': 'no', 'proxy-foo': 'no' })
+        .end(data);
+    const res = await get('/v1/items?x=%2F&y');
+    expect(res.status).toBe(201);
+    expect(res.body.equals(data)).toBe(true);
+    expect(res.headers['content-type']).toBe('image/png');
+    expect(res.headers['x-keep']).toEqual(['1', '2']);
+    expect(res.headers['strict-transport-security']).toBe('max-age=1');
+    for (const h of ['set-cookie', 'x-hop', 'proxy-foo']) expect(res.headers[h], h).toBeUndefined();
+    expect(seen.outcomes).toEqual(['relayed:201']);
+    const rec = last();
+    expect(rec.rawPath).toBe('/api/v1/items?x=%2F&y');
+    expect(rec.headers['authorization']).toBe(`Bearer ${UPSTREAM_TOKEN}`);
+    expect(rec.headers['x-ath-agent-id']).toBeUndefined();
+  });
+
+  it('a status the caller declines (204, 304) comes back as a ProxyResponse for the caller to send', async () => {
+    upstream.handler = (_req, res) => res.writeHead(304, { etag: '"v1"' }).end();
+    const res = await get('/v1/items');
+    expect(res.status).toBe(304);
+    expect(res.headers['etag']).toBe('"v1"');
+    expect(seen.outcomes).toEqual(['response:304']);
+  });
+
+  it('401 invalid_token → the body is dropped, one refresh, one retry, and the retried response comes back (threats F14)', async () => {
+    upstream.handler = (req, res) => {
+      if (req.headers['authorization'] === 'Bearer fresh-upstream-token') return void res.writeHead(200).end('fresh');
+      res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' }).end('expired');
+    };
+    const res = await get('/v1/items');
+    expect(res.status).toBe(200);
+    expect(res.text).toBe('fresh');
+    expect(upstream.requests).toHaveLength(2);
+    expect(tokens.calls).toEqual([{ grantId: 'grant-1', rejected: UPSTREAM_TOKEN }]);
+    expect(seen.outcomes).toEqual(['response:200']);
+  });
+
+  it('upstream down before the head → the ATH error, nothing written to the sink', async () => {
+    const dead = createServer();
+    await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
+    const port = (dead.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => dead.close(() => resolve()));
+    front.apiBase = new URL(`http://127.0.0.1:${port}/api/`);
+    const res = await get('/v1/items');
+    expect(res.status).toBe(502);
+    expect(JSON.parse(res.text)).toEqual({ code: 'OAUTH_ERROR', message: 'The upstream API is unreachable', details: { reason: 'connection_refused' } });
+    expect(seen.outcomes).toEqual(['error:OAUTH_ERROR']);
+  });
+
+  it('upstream failing mid-body → bodyFailed, and the agent sees a cut response, not a complete one', async () => {
+    upstream.handler = (_req, res) => {
+      res.writeHead(200, { 'content-length': '100000' });
+      res.write(Buffer.alloc(1000, 0x61));
+      setTimeout(() => res.socket?.destroy(), 50);
+    };
+    const err = await get('/v1/items').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(seen.outcomes).toEqual(['relayed:200']);
+    expect(seen.bodyFailures).toHaveLength(1);
+  });
+
+  it('abort() before the request reached a socket: nothing is sent upstream and nothing is reported', async () => {
+    abortAtOnce = true;
+    const res = await get('/v1/items');
+    expect(res.status).toBe(499);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(upstream.requests).toHaveLength(0);
+    expect(seen.outcomes).toEqual([]);
+    expect(seen.bodyFailures).toEqual([]);
+  });
+});
