@@ -23,6 +23,20 @@ export interface RateLimit {
   /** Requests allowed per window. */
   limit: number;
   windowSeconds: number;
+  /**
+   * perAgent only: units an instance takes from the shared count per store write (see core's
+   * RateLimitRule.batch). Default {@link defaultAgentBatch}: limit / 20, from 1 to 100.
+   */
+  batch?: number;
+}
+
+/**
+ * The default per-agent batch: a twentieth of the limit (at most 100), so a store write serves
+ * that many proxied calls, and with several instances an agent can be refused at most ~5 % of the
+ * limit early per extra instance; 1 (exact, a write per call) for limits under 40.
+ */
+export function defaultAgentBatch(limit: number): number {
+  return Math.min(100, Math.max(1, Math.floor(limit / 20)));
 }
 
 export interface UpstreamOAuthConfig {
@@ -277,6 +291,10 @@ function providerSchema(dev: boolean) {
 function configSchema(dev: boolean) {
   const rateLimit = (limit: number) =>
     z.strictObject({ limit: positiveInt().default(limit), windowSeconds: positiveInt(86_400).default(60) }).default({ limit, windowSeconds: 60 });
+  const agentRateLimit = z
+    .strictObject({ limit: positiveInt().default(600), windowSeconds: positiveInt(86_400).default(60), batch: positiveInt().optional() })
+    .refine((r) => r.batch === undefined || r.batch <= r.limit, { path: ['batch'], message: 'must not exceed limit' })
+    .default({ limit: 600, windowSeconds: 60 });
   return z
     .strictObject({
       dev: z.boolean().default(false),
@@ -312,7 +330,7 @@ function configSchema(dev: boolean) {
         }),
       tokenTtlSeconds: positiveInt(MAX_TOKEN_TTL_SECONDS).default(MAX_TOKEN_TTL_SECONDS),
       sessionTtlSeconds: positiveInt(MAX_SESSION_TTL_SECONDS).default(MAX_SESSION_TTL_SECONDS),
-      rateLimits: z.strictObject({ perAgent: z.union([z.literal(false), rateLimit(600)]), perIp: z.union([z.literal(false), rateLimit(1200)]) }).default({
+      rateLimits: z.strictObject({ perAgent: z.union([z.literal(false), agentRateLimit]), perIp: z.union([z.literal(false), rateLimit(1200)]) }).default({
         perAgent: { limit: 600, windowSeconds: 60 },
         perIp: { limit: 1200, windowSeconds: 60 },
       }),
@@ -481,7 +499,10 @@ export function parseConfig(raw: unknown, env: Readonly<Record<string, string | 
     limits: c.limits,
     tokenTtlSeconds: c.tokenTtlSeconds,
     sessionTtlSeconds: c.sessionTtlSeconds,
-    rateLimits: c.rateLimits,
+    rateLimits: {
+      perIp: c.rateLimits.perIp,
+      perAgent: c.rateLimits.perAgent && { ...c.rateLimits.perAgent, batch: c.rateLimits.perAgent.batch ?? defaultAgentBatch(c.rateLimits.perAgent.limit) },
+    },
     approval: {
       ...(c.approval.autoApprove !== undefined ? { autoApprove: c.approval.autoApprove } : {}),
       deny: c.approval.deny,

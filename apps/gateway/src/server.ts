@@ -525,10 +525,11 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   // --- proxy fast path -------------------------------------------------------------------------
   // The same checks as the route above, for the common case only: a GET without a body whose
   // token, scope and upstream token are all in the in-memory caches (engine.peekAccess,
-  // bridge.peekUpstreamAccessToken), no per-agent rate limit (a store write) and no debug logging.
-  // Anything else returns false before any side effect, and fastify handles the request from the
-  // start. Once the upstream call is made, an error or an unusual status (1xx/204/304) is handed
-  // to the fastify route (HANDOFF) so error shapes, headers, logs and metrics stay the same.
+  // bridge.peekUpstreamAccessToken), the per-agent rate limit (if any) admits it from units this
+  // instance holds (engine.takeHeldRateLimit, no store write), and no debug logging. Anything else
+  // returns false before any side effect, and fastify handles the request from the start. Once
+  // the upstream call is made, an error or a body-less status (204/304) is handed to the fastify
+  // route (HANDOFF) so error shapes, headers, logs and metrics stay the same.
   const handOff = (req: IncomingMessage, res: ServerResponse, value: Handoff) => {
     (req as HandoffCarrier)[HANDOFF] = value;
     app.routing(req, res);
@@ -559,13 +560,14 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     if (fastRoutes.size >= MAX_FAST_ROUTES) fastRoutes.clear();
     fastRoutes.set(url, route);
   };
+  const rateLimited = engine.isRateLimited('api');
   fastProxy = (req, res) => {
     if (draining || req.method !== 'GET') return false;
     const url = req.url;
     if (url === undefined || !url.startsWith(PROXY_PREFIX)) return false;
     const headers = req.headers;
     if (headers['content-length'] !== undefined || headers['transfer-encoding'] !== undefined) return false;
-    if (logger.isLevelEnabled('debug') || engine.isRateLimited('api')) return false;
+    if (logger.isLevelEnabled('debug')) return false;
     const known = fastRoutes.get(url);
     const route = known ?? routeOf(url);
     if (!route) return false;
@@ -580,6 +582,8 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     if (!grantId) return false;
     const token = bridge.peekUpstreamAccessToken(grantId);
     if (token === undefined) return false;
+    // Last, as it is the one check that takes something: a per-agent unit this instance holds.
+    if (rateLimited && !engine.takeHeldRateLimit('api', `agent:${grant.clientId}`)) return false;
     if (!known) rememberRoute(url, route);
 
     // From here on this call is ours.

@@ -111,7 +111,7 @@ describe('valid configurations', () => {
     expect(config.storage.reveal()).toBe('postgres://ath:pw-s3cr3t@db.internal:5432/ath');
     expect(config.tokenTtlSeconds).toBe(900);
     expect(config.sessionTtlSeconds).toBe(120);
-    expect(config.rateLimits.perAgent).toEqual({ limit: 5, windowSeconds: 60 });
+    expect(config.rateLimits.perAgent).toEqual({ limit: 5, windowSeconds: 60, batch: 1 });
     expect(config.allowInsecureAgentHosts).toEqual(['127.0.0.1:4000', '[::1]:4001']);
     expect(config.logLevel).toBe('debug');
     // the database password is masked wherever the config is shown
@@ -127,6 +127,10 @@ describe('valid configurations', () => {
     expect(c.sessionTtlSeconds).toBe(600);
     expect(c.approval).toEqual({ deny: [] });
     expect(c.providers[0]!.oauth.token_endpoint_auth_method).toBe('client_secret_basic');
+    // The per-agent limit takes a twentieth of its units per store write by default (at most 100).
+    expect(c.rateLimits).toEqual({ perAgent: { limit: 600, windowSeconds: 60, batch: 30 }, perIp: { limit: 1200, windowSeconds: 60 } });
+    expect(parseConfig(base({ rateLimits: { perAgent: { limit: 100_000 } } }), PROD_ENV).rateLimits.perAgent).toMatchObject({ batch: 100 });
+    expect(parseConfig(base({ rateLimits: { perAgent: { limit: 600, batch: 1 } } }), PROD_ENV).rateLimits.perAgent).toMatchObject({ batch: 1 });
   });
 
   it('explicit endpoints instead of discovery; http allowed for loopback hosts', () => {
@@ -171,6 +175,9 @@ describe('each kind of bad key is named', () => {
     ['session TTL above 600', base({ sessionTtlSeconds: 601 }), 'sessionTtlSeconds:'],
     ['session TTL zero', base({ sessionTtlSeconds: 0 }), 'sessionTtlSeconds:'],
     ['rate limit zero', base({ rateLimits: { perIp: { limit: 0 } } }), 'rateLimits.perIp.limit:'],
+    ['per-agent batch above the limit', base({ rateLimits: { perAgent: { limit: 10, batch: 11 } } }), 'rateLimits.perAgent.batch: must not exceed limit'],
+    ['per-agent batch zero', base({ rateLimits: { perAgent: { limit: 10, batch: 0 } } }), 'rateLimits.perAgent.batch:'],
+    ['batch on the per-IP limit', base({ rateLimits: { perIp: { limit: 10, batch: 2 } } }), 'rateLimits.perIp.batch: unknown key'],
     ['approval scope with space', base({ approval: { deny: ['a b'] } }), 'approval.deny[0]: must be an RFC 6749 scope token'],
     ['insecure host without port', base({ allowInsecureAgentHosts: ['127.0.0.1'] }), 'allowInsecureAgentHosts[0]: must be host:port'],
     ['log level', base({ logLevel: 'loud' }), 'logLevel:'],

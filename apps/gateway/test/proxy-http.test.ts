@@ -9,6 +9,7 @@ import { connect } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { echo } from './support/upstream-server.js';
 import { Stack } from './support/stack.js';
+import { createLogger } from '../src/observability.js';
 
 /** Sends raw bytes and returns the raw response text (the request should ask for Connection: close). */
 function raw(url: string, data: string | Buffer): Promise<string> {
@@ -399,6 +400,30 @@ describe('rate limits and shutdown', () => {
       expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
       expect(((await limited.json()) as { code: string }).code).toBe('RATE_LIMITED');
       expect((await s.proxy('/v1/messages', b, { agent: s.agents[1]! })).status).toBe(200);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('with a per-agent batch the limit holds exactly, and calls served from held units take the fast path (C-217)', async () => {
+    // A day-long window: the counts below assume the whole test falls in one window.
+    const s = await Stack.start({
+      config: { rateLimits: { perAgent: { limit: 12, windowSeconds: 86_400, batch: 4 }, perIp: false } },
+      gateway: { logger: createLogger('info', { write: () => true } as unknown as NodeJS.WritableStream) },
+    });
+    try {
+      const { token } = await s.fullFlow(['mail:read']);
+      const fastPath = async () => Number(/^ath_gateway_proxy_fast_path_total (\d+)$/m.exec(await (await fetch(`${s.url}/metrics`)).text())?.[1] ?? 0);
+      const before = await fastPath();
+      const statuses: number[] = [];
+      for (let i = 0; i < 14; i++) statuses.push((await s.proxy('/v1/messages', token)).status);
+      expect(statuses).toEqual([...Array<number>(12).fill(200), 429, 429]);
+      // Three batches of 4: each batch's first call goes through fastify (a store write), the other
+      // three are served from held units by the fast path.
+      expect((await fastPath()) - before).toBe(9);
+      // The shared count: 3 granted batches + 2 refused ones, 4 units each (probed with one more unit).
+      const probe = await s.gw.store.hitRateLimit(`api:agent:${s.agent.clientId}`, 12, 86_400_000, Date.now(), 1);
+      expect(probe.count - 1).toBe(20);
     } finally {
       await s.close();
     }

@@ -18,6 +18,7 @@ import type {
   Store,
   TokenRecord,
 } from './store.js';
+import { rateLimitResult } from './store.js';
 
 /** How long rows outlive their expiry before purge, so late requests still get a precise error. */
 export const PURGE_GRACE_MS = 60 * 60 * 1000;
@@ -223,15 +224,15 @@ export class MemoryStore implements Store {
     return Promise.resolve(out.slice(-(filter.limit ?? 100)).map(clone));
   }
 
-  hitRateLimit(key: string, limit: number, windowMs: number, now: number): Promise<RateLimitResult> {
+  hitRateLimit(key: string, limit: number, windowMs: number, now: number, units = 1): Promise<RateLimitResult> {
     const start = now - (now % windowMs);
     let w = this.windows.get(key);
     if (!w || w.start !== start) {
       w = { start, count: 0 };
       this.windows.set(key, w);
     }
-    w.count++;
-    return Promise.resolve({ allowed: w.count <= limit, count: w.count, resetInMs: start + windowMs - now });
+    w.count += units;
+    return Promise.resolve(rateLimitResult(w.count, units, limit, start + windowMs - now));
   }
 
   watchRevocations(listener: (event: RevocationEvent) => void): Promise<() => Promise<void>> {

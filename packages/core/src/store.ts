@@ -71,8 +71,13 @@ export interface Store {
   queryAudit(filter?: AuditQuery): Promise<AuditRecord[]>;
 
   // --- rate limits (fixed windows shared by all instances) ---
-  /** Counts one hit for `key` in the window containing `now`. */
-  hitRateLimit(key: string, limit: number, windowMs: number, now: number): Promise<RateLimitResult>;
+  /**
+   * Counts `units` (default 1) against `key`'s fixed window of `windowMs` at `now`, atomically
+   * across instances. `granted` is how many of them fitted under `limit` (0…units); the count
+   * grows by `units` either way. Taking several at once lets an instance serve that many calls
+   * without a store write each (RateLimiter's `batch`).
+   */
+  hitRateLimit(key: string, limit: number, windowMs: number, now: number, units?: number): Promise<RateLimitResult>;
 
   // --- change feed and housekeeping ---
   /**
@@ -288,10 +293,24 @@ export interface AuditQuery {
 }
 
 export interface RateLimitResult {
+  /** At least one unit was granted. */
   allowed: boolean;
+  /** Units granted by this call, 0…units. */
+  granted: number;
+  /** The window's count after this call. */
   count: number;
   /** Milliseconds until the window resets. */
   resetInMs: number;
+}
+
+/**
+ * The result of a hit that left the window's count at `countAfter`: of the `units` just counted,
+ * those that fitted under `limit` are granted. Every store computes it the same way from the one
+ * number its atomic increment returns.
+ */
+export function rateLimitResult(countAfter: number, units: number, limit: number, resetInMs: number): RateLimitResult {
+  const granted = Math.max(0, Math.min(units, limit - (countAfter - units)));
+  return { allowed: granted > 0, granted, count: countAfter, resetInMs };
 }
 
 export type RevocationEvent =

@@ -30,7 +30,7 @@ export type BodyKind = 'json' | 'json-or-form' | 'form';
 export interface AthRateLimits {
   /** Each ATH endpoint (register, status, authorize, token, revoke), counted per caller IP. */
   perIp?: RateLimitRule;
-  /** Guarded API / proxied calls, counted per agent (client_id). */
+  /** Guarded API / proxied calls, counted per agent (client_id); `batch` > 1 saves store writes (see RateLimitRule). */
   perAgent?: RateLimitRule;
 }
 

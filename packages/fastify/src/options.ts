@@ -103,8 +103,9 @@ const absoluteHttpUrl = z.string().refine(
 );
 
 const rateLimitRule = z
-  .object({ limit: z.number().int().min(1), windowSeconds: z.number().int().min(1).max(86_400) })
-  .strict();
+  .object({ limit: z.number().int().min(1), windowSeconds: z.number().int().min(1).max(86_400), batch: z.number().int().min(1).optional() })
+  .strict()
+  .refine((r) => r.batch === undefined || r.batch <= r.limit, { path: ['batch'], message: 'must not exceed limit' });
 
 const STORE_METHODS = ['createAgent', 'getAgent', 'createSession', 'updateSession', 'createToken', 'getToken', 'watchRevocations'] as const;
 

@@ -38,6 +38,7 @@ describe('options are validated at register time with readable errors', () => {
     ['tokenTtlSeconds', { tokenTtlSeconds: 7200 }],
     ['identity.allowInsecure.0', { identity: { allowInsecure: ['http://x'] } }],
     ['policy', { policy: { autoApprove: 'yes' } }],
+    ['rateLimits.perAgent.batch', { rateLimits: { perAgent: { limit: 10, windowSeconds: 60, batch: 11 } } }],
   ])('names %s', async (key, patch) => {
     const err = await registerError({ ...base(), ...patch });
     expect(err).toBeInstanceOf(AthFastifyOptionsError);

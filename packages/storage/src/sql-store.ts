@@ -10,7 +10,7 @@ import {
   type Transaction,
   type Updateable,
 } from 'kysely';
-import { PURGE_GRACE_MS, RATE_WINDOW_RETENTION_MS } from '@athkit/core';
+import { PURGE_GRACE_MS, RATE_WINDOW_RETENTION_MS, rateLimitResult } from '@athkit/core';
 import type {
   AgentPatch,
   AgentRecord,
@@ -651,24 +651,23 @@ export class SqlStore implements Store {
 
   // --- rate limits ---
 
-  hitRateLimit(key: string, limit: number, windowMs: number, now: number): Promise<RateLimitResult> {
+  hitRateLimit(key: string, limit: number, windowMs: number, now: number, units = 1): Promise<RateLimitResult> {
     return this.run(async () => {
       const start = now - (now % windowMs);
-      const { rows } = await this.compiled.execute('rate.hit', [key, start] as const, (db, [k, w]) =>
+      const { rows } = await this.compiled.execute('rate.hit', [key, start, units] as const, (db, [k, w, u]) =>
         db
           .insertInto('rate_limits')
-          .values({ key: k, window_start: w, count: 1 })
+          .values({ key: k, window_start: w, count: u })
           .onConflict((oc) =>
             // Qualified: inside DO UPDATE an unqualified `count` is ambiguous with `excluded.count` in PostgreSQL.
             oc
               .columns(['key', 'window_start'])
-              .doUpdateSet((eb) => ({ count: eb('rate_limits.count', '+', 1) })),
+              .doUpdateSet((eb) => ({ count: eb('rate_limits.count', '+', u) })),
           )
           .returning('count'),
       );
       if (!rows[0]) throw new Error('rate limit upsert returned no row');
-      const count = Number(rows[0].count);
-      return { allowed: count <= limit, count, resetInMs: start + windowMs - now };
+      return rateLimitResult(Number(rows[0].count), units, limit, start + windowMs - now);
     });
   }
 

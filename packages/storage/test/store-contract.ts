@@ -799,28 +799,52 @@ export function describeStoreContract(name: string, openFreshStore: () => Promis
         const windowMs = 60_000;
         const now = T0 + 15_000; // T0 is a whole minute
         const r1 = await store.hitRateLimit(key, 2, windowMs, now);
-        expect(r1).toEqual({ allowed: true, count: 1, resetInMs: 45_000 });
+        expect(r1).toEqual({ allowed: true, granted: 1, count: 1, resetInMs: 45_000 });
         expect(await store.hitRateLimit(key, 2, windowMs, now + 1000)).toEqual({
           allowed: true,
+          granted: 1,
           count: 2,
           resetInMs: 44_000,
         });
         expect(await store.hitRateLimit(key, 2, windowMs, now + 2000)).toEqual({
           allowed: false,
+          granted: 0,
           count: 3,
           resetInMs: 43_000,
         });
         expect(await store.hitRateLimit(`${key}:other`, 2, windowMs, now)).toEqual({
           allowed: true,
+          granted: 1,
           count: 1,
           resetInMs: 45_000,
         });
         // next window starts over
         expect(await store.hitRateLimit(key, 2, windowMs, T0 + windowMs)).toEqual({
           allowed: true,
+          granted: 1,
           count: 1,
           resetInMs: 60_000,
         });
+      });
+
+      it('takes several units at once: granted is what fitted under the limit, the count grows by all of them', async () => {
+        const key = `agent:${uid('rl')}`;
+        const hit = (units: number) => store.hitRateLimit(key, 10, 60_000, T0 + 1000, units);
+        expect(await hit(4)).toEqual({ allowed: true, granted: 4, count: 4, resetInMs: 59_000 });
+        expect(await hit(4)).toEqual({ allowed: true, granted: 4, count: 8, resetInMs: 59_000 });
+        expect(await hit(4)).toEqual({ allowed: true, granted: 2, count: 12, resetInMs: 59_000 });
+        expect(await hit(4)).toEqual({ allowed: false, granted: 0, count: 16, resetInMs: 59_000 });
+        expect(await hit(1)).toEqual({ allowed: false, granted: 0, count: 17, resetInMs: 59_000 });
+      });
+
+      it('units taken concurrently by two instances never add up to more than the limit', async () => {
+        const peer = await h.openPeer();
+        const key = `agent:${uid('rl')}`;
+        const results = await Promise.all(
+          Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? store : peer).hitRateLimit(key, 25, 60_000, T0 + 1000, 3)),
+        );
+        expect(results.reduce((sum, r) => sum + r.granted, 0)).toBe(25);
+        expect(results.map((r) => r.count).sort((x, y) => x - y)).toEqual(Array.from({ length: 12 }, (_, i) => 3 * (i + 1)));
       });
 
       it('is shared by two instances', async () => {

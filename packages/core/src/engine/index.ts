@@ -210,9 +210,18 @@ export class AthEngine {
     return peekAccess(this.ctx, this.tokenCache, req);
   }
 
-  /** Whether requests in `bucket` are rate limited (each one then costs a store write). */
+  /** Whether requests in `bucket` are rate limited (then each one is counted, see {@link takeHeldRateLimit}). */
   isRateLimited(bucket: RateLimitBucket): boolean {
     return this.rateLimiter.has(bucket);
+  }
+
+  /**
+   * The hot path's synchronous rate-limit check: admits the request from units this instance
+   * already took from the shared count (a rule's `batch`), with no store access. False when no
+   * unit is held; then {@link enforceRateLimit} decides (and takes the next batch).
+   */
+  takeHeldRateLimit(bucket: RateLimitBucket, key: string): boolean {
+    return this.rateLimiter.takeHeld(bucket, key);
   }
 
   /** POST /ath/revoke → 200. */

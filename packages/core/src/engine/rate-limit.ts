@@ -8,6 +8,14 @@ export type RateLimitBucket = 'register' | 'authorize' | 'token' | 'revoke' | 's
 export interface RateLimitRule {
   limit: number;
   windowSeconds: number;
+  /**
+   * Units an instance takes from the shared count at once (default 1: one store write per
+   * request, exact). With `batch` > 1 the instance serves the units it holds without a store
+   * write; the total admitted per window still never exceeds `limit`, but with several instances
+   * a caller may be refused up to (instances − 1) × (batch − 1) requests early, because units
+   * held by one instance are not usable by another. Held units lapse with their window.
+   */
+  batch?: number;
 }
 
 export type RateLimitRules = Partial<Record<RateLimitBucket, RateLimitRule>>;
@@ -16,7 +24,19 @@ function checkRule(bucket: string, rule: RateLimitRule): void {
   if (!Number.isInteger(rule.limit) || rule.limit < 1 || !Number.isInteger(rule.windowSeconds) || rule.windowSeconds < 1) {
     throw new RangeError(`rate limit ${bucket}: limit and windowSeconds must be positive integers`);
   }
+  if (rule.batch !== undefined && (!Number.isInteger(rule.batch) || rule.batch < 1 || rule.batch > rule.limit)) {
+    throw new RangeError(`rate limit ${bucket}: batch must be an integer from 1 to limit`);
+  }
 }
+
+/** Units this instance took from the shared count and has not used yet, for one key and window. */
+interface HeldUnits {
+  windowStart: number;
+  left: number;
+}
+
+/** Keys with held units kept at most; beyond that the map is emptied (held units lapse: fewer admitted, never more). */
+const MAX_HELD_KEYS = 10_000;
 
 /**
  * Fixed-window limits counted in the Store, so every instance sharing it enforces one limit
@@ -24,6 +44,8 @@ function checkRule(bucket: string, rule: RateLimitRule): void {
  * which adapters send as `Retry-After`.
  */
 export class RateLimiter {
+  private readonly held = new Map<string, HeldUnits>();
+
   constructor(
     private readonly store: Pick<Store, 'hitRateLimit'>,
     private readonly clock: Clock,
@@ -44,15 +66,51 @@ export class RateLimiter {
     return this.rules[bucket] !== undefined;
   }
 
+  /**
+   * Admits one request of `key` in `bucket` from the units this instance already holds, with no
+   * store access; false when `bucket` has no rule or no unit is held (then {@link enforce} decides).
+   */
+  takeHeld(bucket: RateLimitBucket, key: string): boolean {
+    const rule = this.rules[bucket];
+    if (!rule || (rule.batch ?? 1) === 1) return false;
+    const fullKey = `${bucket}:${key}`;
+    const units = this.held.get(fullKey);
+    if (!units) return false;
+    const windowMs = rule.windowSeconds * 1000;
+    const now = this.clock.now();
+    if (units.windowStart !== now - (now % windowMs)) {
+      this.held.delete(fullKey);
+      return false;
+    }
+    if (--units.left === 0) this.held.delete(fullKey);
+    return true;
+  }
+
   /** Counts one request of `key` (e.g. `ip:203.0.113.7`, `agent:<agent_id>`) in `bucket`; throws when over. */
   async enforce(bucket: RateLimitBucket, key: string): Promise<void> {
     const rule = this.rules[bucket];
     if (!rule) return;
-    const result = await this.store.hitRateLimit(`${bucket}:${key}`, rule.limit, rule.windowSeconds * 1000, this.clock.now());
+    if (this.takeHeld(bucket, key)) return;
+    const fullKey = `${bucket}:${key}`;
+    const windowMs = rule.windowSeconds * 1000;
+    const now = this.clock.now();
+    const batch = rule.batch ?? 1;
+    const result = await this.store.hitRateLimit(fullKey, rule.limit, windowMs, now, batch);
     if (!result.allowed) {
       throw new AthError('RATE_LIMITED', 'Too many requests; retry later', {
         retry_after: Math.max(1, Math.ceil(result.resetInMs / 1000)),
       });
     }
+    if (result.granted > 1) this.hold(fullKey, now - (now % windowMs), result.granted - 1);
+  }
+
+  private hold(fullKey: string, windowStart: number, units: number): void {
+    const current = this.held.get(fullKey);
+    if (current && current.windowStart === windowStart) {
+      current.left += units;
+      return;
+    }
+    if (this.held.size >= MAX_HELD_KEYS) this.held.clear();
+    this.held.set(fullKey, { windowStart, left: units });
   }
 }

@@ -35,6 +35,84 @@ describe('rate limits (C-217, C-219, threats H8)', () => {
   });
 });
 
+/** A MemoryStore that counts its rate-limit writes. */
+class CountingStore extends MemoryStore {
+  writes = 0;
+  override hitRateLimit(key: string, limit: number, windowMs: number, now: number, units?: number) {
+    this.writes++;
+    return super.hitRateLimit(key, limit, windowMs, now, units);
+  }
+}
+
+describe('rate-limit batches: units taken from the shared count several at a time', () => {
+  const admitted = async (limiter: RateLimiter, key: string) => {
+    if (limiter.takeHeld('api', key)) return 'held';
+    try {
+      await limiter.enforce('api', key);
+      return 'store';
+    } catch (err) {
+      expect(err).toMatchObject({ code: 'RATE_LIMITED' });
+      return 'refused';
+    }
+  };
+
+  it('one instance admits exactly the limit, with one store write per batch', async () => {
+    const store = new CountingStore();
+    const clock = new ManualClock(Date.UTC(2026, 0, 1, 0, 0, 10));
+    const limiter = new RateLimiter(store, clock, { api: { limit: 10, windowSeconds: 60, batch: 4 } });
+    const outcomes: string[] = [];
+    for (let i = 0; i < 12; i++) outcomes.push(await admitted(limiter, 'agent:A1'));
+    expect(outcomes.filter((o) => o !== 'refused')).toHaveLength(10);
+    expect(outcomes.slice(10)).toEqual(['refused', 'refused']);
+    // 4 + 4 + 2 units in three writes, then one write per refused call.
+    expect(outcomes.filter((o) => o === 'store')).toHaveLength(3);
+    expect(store.writes).toBe(5);
+    // enforce() itself uses the held units too (the slow path shares them with takeHeld).
+    const other = new RateLimiter(new CountingStore(), clock, { api: { limit: 10, windowSeconds: 60, batch: 4 } });
+    for (let i = 0; i < 10; i++) await other.enforce('api', 'agent:A1');
+    expect((await rejection(() => other.enforce('api', 'agent:A1'))).code).toBe('RATE_LIMITED');
+  });
+
+  it('threats H8: two instances never admit more than the limit together, and at most batch − 1 fewer', async () => {
+    const store = new MemoryStore();
+    const clock = new ManualClock(0);
+    const rules = { api: { limit: 10, windowSeconds: 60, batch: 4 } };
+    const instances = [new RateLimiter(store, clock, rules), new RateLimiter(store, clock, rules)];
+    let total = 0;
+    for (let i = 0; i < 40; i++) if ((await admitted(instances[i % 2]!, 'agent:A')) !== 'refused') total++;
+    expect(total).toBeLessThanOrEqual(10);
+    expect(total).toBeGreaterThanOrEqual(10 - 3);
+  });
+
+  it('held units lapse with their window; another key holds nothing', async () => {
+    const store = new CountingStore();
+    const clock = new ManualClock(0);
+    const limiter = new RateLimiter(store, clock, { api: { limit: 10, windowSeconds: 60, batch: 5 } });
+    await limiter.enforce('api', 'agent:A');
+    expect(limiter.takeHeld('api', 'agent:A')).toBe(true);
+    expect(limiter.takeHeld('api', 'agent:B')).toBe(false);
+    clock.advance(60_000);
+    expect(limiter.takeHeld('api', 'agent:A')).toBe(false);
+    await limiter.enforce('api', 'agent:A');
+    expect(store.writes).toBe(2);
+  });
+
+  it('batch 1 (the default) holds nothing: every request is a store write', async () => {
+    const store = new CountingStore();
+    const limiter = new RateLimiter(store, new ManualClock(0), { api: { limit: 10, windowSeconds: 60 } });
+    await limiter.enforce('api', 'agent:A');
+    expect(limiter.takeHeld('api', 'agent:A')).toBe(false);
+    await limiter.enforce('api', 'agent:A');
+    expect(store.writes).toBe(2);
+  });
+
+  it('a batch outside 1…limit, or not an integer, is refused', () => {
+    for (const batch of [0, 11, 1.5]) {
+      expect(() => new RateLimiter(new MemoryStore(), new ManualClock(0), { api: { limit: 10, windowSeconds: 60, batch } }), String(batch)).toThrow(RangeError);
+    }
+  });
+});
+
 describe('engine.enforceRateLimit (C-219)', () => {
   useNetworkGuard();
   let h: Harness;
