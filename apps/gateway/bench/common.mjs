@@ -63,8 +63,9 @@ export function benchConfig({ storage, port = 0, upstream = 'http://127.0.0.1:9/
       secrets: { cookieKey: Buffer.alloc(32, 1).toString('base64url'), vaultKey: Buffer.alloc(32, 2).toString('base64url'), adminKey: 'b'.repeat(40) },
       approval: { autoApprove: true },
       logLevel: 'warn',
-      // Limits off unless asked for: a limit costs one store write per counted request.
-      rateLimits: rateLimited ? { perAgent: { limit: 1_000_000_000, windowSeconds: 60 }, perIp: { limit: 1_000_000_000, windowSeconds: 60 } } : { perAgent: false, perIp: false },
+      // Limits off unless asked for. The limited gateway takes per-agent units 30 at a time, as the
+      // default limit (600/min) does: one store write per 30 proxied calls.
+      rateLimits: rateLimited ? { perAgent: { limit: 1_000_000_000, windowSeconds: 60, batch: 30 }, perIp: { limit: 1_000_000_000, windowSeconds: 60 } } : { perAgent: false, perIp: false },
       providers: [
         {
           provider_id: 'bench',

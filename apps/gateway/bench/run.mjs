@@ -135,7 +135,7 @@ try {
       ['control', 'second bare proxy (A/A control)'],
       ['dispatch', 'bare undici dispatch proxy (the fast path\'s technique)'],
       ['gateway', 'ath-gateway proxy (SQLite, rate limits off)'],
-      ['limited', 'ath-gateway proxy + per-agent rate limit (store write per call)'],
+      ['limited', 'ath-gateway proxy + per-agent rate limit (batch 30, as the default: a store write per 30 calls)'],
     ].map(([k, label]) => [`| ${label} | ${f(proxy[k].rps)} | ${f(proxy[k].p50, 1)} | ${f(proxy[k].p99, 1)} |`]),
   ].flat();
   console.log(`\nath-gateway benchmark (${report.cpus} CPUs, Node ${process.version}, ${CONNECTIONS} connections, median of ${ROUNDS} × ${DURATION}s rounds, proxies restarted for each of ${BLOCKS} blocks)\n`);
