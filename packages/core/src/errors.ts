@@ -97,11 +97,13 @@ export interface LoggedError {
   type: string;
   message: string;
   code?: string;
+  /** An AthError's details: the same object its wire body carries, so nothing the caller did not get. */
+  details?: Record<string, unknown>;
   cause?: LoggedError;
 }
 
 /**
- * What of an error goes into a log: name, code and message, never a stack (a stack shows code paths
+ * What of an error goes into a log: name, code, message and an AthError's (wire-visible) details, never a stack (a stack shows code paths
  * and file layout to whoever reads the logs; the brief's rule is that no log carries one). Causes
  * are followed a few levels, since the driver's error under a StoreUnavailableError is what an
  * operator needs. Redaction of secrets in messages is the logger's job (its redact paths).
@@ -111,6 +113,7 @@ export function loggableError(err: unknown, depth = 0): LoggedError {
   const out: LoggedError = { type: err.name || err.constructor.name, message: err.message };
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' || typeof code === 'number') out.code = String(code);
+  if (err instanceof AthError && err.details && Object.keys(err.details).length > 0) out.details = err.details;
   if (err.cause !== undefined && depth < 3) out.cause = loggableError(err.cause, depth + 1);
   return out;
 }

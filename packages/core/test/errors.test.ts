@@ -50,6 +50,19 @@ describe('loggableError', () => {
     expect(JSON.stringify(logged)).not.toMatch(/stack|\bat .*:\d+/);
   });
 
+  it("keeps an AthError's details (what its wire body carries), here under a cause too", () => {
+    const limited = new AthError('RATE_LIMITED', 'Too many requests', { retry_after: 7 });
+    const wrapped = new AthError('OAUTH_ERROR', 'upstream refused', { reason: 'refresh_failed' }, { cause: limited });
+    expect(loggableError(wrapped)).toEqual({
+      type: 'AthError',
+      message: 'upstream refused',
+      code: 'OAUTH_ERROR',
+      details: { reason: 'refresh_failed' },
+      cause: { type: 'AthError', message: 'Too many requests', code: 'RATE_LIMITED', details: { retry_after: 7 } },
+    });
+    expect(loggableError(new AthError('NOT_FOUND', 'x', {}))).toEqual({ type: 'AthError', message: 'x', code: 'NOT_FOUND' });
+  });
+
   it('bounds cause chains and accepts non-errors', () => {
     const a = new Error('a');
     const b = new Error('b', { cause: a });
