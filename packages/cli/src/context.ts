@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { AthClientError, GatewayClient, NativeClient, type AgentKey, type AthClientOptions } from '@athkit/client';
@@ -51,8 +52,38 @@ export class Context {
     return this.config.key_file ? resolve(this.home, this.config.key_file) : join(this.home, 'agent-key.pem');
   }
 
-  get store(): FileCredentialStore {
-    return new FileCredentialStore(join(this.home, 'credentials'));
+  get credentialKeyFile(): string {
+    return join(this.home, 'credentials.key');
+  }
+
+  /**
+   * The key the credential files are sealed with (CL-15, CL-16): `ATH_CREDENTIALS_KEY` (32 bytes,
+   * base64url) when set, so the key can live in a secret manager; otherwise `credentials.key` in
+   * the home directory (0600), created on first use. The files then reveal nothing when copied,
+   * synced or backed up without the key.
+   */
+  async credentialKey(): Promise<Uint8Array> {
+    const fromEnv = this.io.env['ATH_CREDENTIALS_KEY'];
+    if (fromEnv !== undefined && fromEnv.trim() !== '') {
+      const key = Buffer.from(fromEnv.trim(), 'base64url');
+      if (key.length !== 32 || !/^[A-Za-z0-9_-]+$/.test(fromEnv.trim())) {
+        throw new ConfigError('ATH_CREDENTIALS_KEY must be 32 random bytes in base64url (43 characters)', 'generate one with: node -e "console.log(require(\'crypto\').randomBytes(32).toString(\'base64url\'))"');
+      }
+      return key;
+    }
+    const stored = await readOptionalFile(this.credentialKeyFile);
+    if (stored !== null) {
+      const key = Buffer.from(stored.trim(), 'base64url');
+      if (key.length !== 32) throw new ConfigError(`${this.credentialKeyFile} is not a 32-byte base64url key`, 'restore it from a backup, or delete it and the credentials/ directory and register again');
+      return key;
+    }
+    const key = randomBytes(32);
+    await writePrivateFile(this.credentialKeyFile, `${key.toString('base64url')}\n`);
+    return key;
+  }
+
+  async store(): Promise<FileCredentialStore> {
+    return new FileCredentialStore(join(this.home, 'credentials'), { key: await this.credentialKey() });
   }
 
   async load(): Promise<void> {
@@ -101,7 +132,7 @@ export class Context {
     const key = await this.key();
     return {
       agent: { agentId, privateKey: key.privateKey, kid: key.kid },
-      store: this.store,
+      store: await this.store(),
       ...(timeoutSeconds !== undefined ? { timeoutMs: timeoutSeconds * 1000 } : {}),
     };
   }

@@ -48,7 +48,7 @@ export function exitCodeFor(err: unknown): number {
   if (err instanceof AthClientError) {
     if (err.needsReauthorization) return EXIT.REAUTHORIZE;
     if (NOT_AUTHORIZED.has(err.code)) return EXIT.NOT_AUTHORIZED;
-    if (err.code === 'not_registered' || err.code === 'invalid_argument') return EXIT.CONFIG;
+    if (err.code === 'not_registered' || err.code === 'invalid_argument' || err.code === 'credentials_locked') return EXIT.CONFIG;
     if (err.code === 'api_error') return EXIT.API_ERROR;
     if (err.code === 'scope_not_approved') return EXIT.REFUSED;
     if (TRANSPORT.has(err.code)) return EXIT.TRANSPORT;
@@ -57,11 +57,14 @@ export function exitCodeFor(err: unknown): number {
   return EXIT.INTERNAL;
 }
 
+const CREDENTIALS_HINT = 'set ATH_CREDENTIALS_KEY to the key the credentials were written with, or restore credentials.key in ATH_HOME';
+
 /** The error as the user sees it: one line, plus a hint line when there is one. */
 export function describeError(err: unknown): { message: string; hint?: string; json: Record<string, unknown> } {
   if (err instanceof AthClientError) {
     const where = [err.code, err.status !== undefined ? `HTTP ${err.status}` : null].filter(Boolean).join(', ');
-    return { message: `${err.message} (${where})`, ...(err.hint ? { hint: err.hint } : {}), json: err.toJSON() };
+    const hint = err.code === 'credentials_locked' ? CREDENTIALS_HINT : err.hint;
+    return { message: `${err.message} (${where})`, ...(hint ? { hint } : {}), json: { ...err.toJSON(), ...(hint ? { hint } : {}) } };
   }
   if (err instanceof ConfigError) {
     return { message: err.message, ...(err.hint ? { hint: err.hint } : {}), json: { code: 'not_configured', message: err.message, ...(err.hint ? { hint: err.hint } : {}) } };

@@ -37,8 +37,9 @@ Global options:
   -h, --help    help for ath or a command (ath <command> --help)
   --version     print the version
 
-Files: $ATH_HOME (default ~/.config/ath): config.json, agent-key.pem and credentials/, all 0600
-in 0700 directories. Secrets are never printed unless --show-secret is given.
+Files: $ATH_HOME (default ~/.config/ath): config.json, agent-key.pem, credentials.key and credentials/,
+all 0600 in 0700 directories. Credentials are encrypted with ATH_CREDENTIALS_KEY (32 bytes, base64url)
+when set, else with credentials.key. Secrets are never printed unless --show-secret is given.
 
 ${EXIT_HELP}
 `;

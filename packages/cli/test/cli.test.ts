@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ath, start } from './support/cli.js';
 import { startTestServer, type TestServer, useNetworkGuard } from '@athkit/testkit';
+import { FileCredentialStore } from '@athkit/client/node';
 
 useNetworkGuard();
 
@@ -148,10 +149,15 @@ describe('ath: a full flow against an in-process ATH server', () => {
       const regOut = JSON.parse(reg.stdout) as Record<string, unknown>;
       expect(regOut).toMatchObject({ agent_status: 'approved', reused: false });
       expect(String(regOut['client_secret'])).toMatch(/hidden/);
-      // The secret is stored 0600, one directory per agent.
-      const creds = JSON.parse(execFileSync('find', [join(home, 'ath', 'credentials'), '-name', '*.json', '-exec', 'cat', '{}', ';']).toString()) as Record<string, string>;
-      expect(creds['agentId']).toBe(agentId);
-      expect(reg.stdout).not.toContain(creds['clientSecret']);
+      // The secret is stored 0600, one directory per agent, sealed with credentials.key (CL-15).
+      const onDisk = execFileSync('find', [join(home, 'ath', 'credentials'), '-name', '*.json', '-exec', 'cat', '{}', ';']).toString();
+      expect(JSON.parse(onDisk)).toMatchObject({ format: 'athkit-credentials-sealed-v1', agentId, server: server.url });
+      expect(mode(join(home, 'ath', 'credentials.key'))).toBe(0o600);
+      const key = readFileSync(join(home, 'ath', 'credentials.key'), 'utf8').trim();
+      const creds = (await new FileCredentialStore(join(home, 'ath', 'credentials'), { key }).load(agentId, server.url))!;
+      expect(creds.clientSecret).toMatch(/.{16,}/);
+      expect(onDisk).not.toContain(creds.clientSecret);
+      expect(reg.stdout).not.toContain(creds.clientSecret);
       const again = await ath(['register', '--scopes', 'products:read'], home);
       expect(again.code).toBe(0);
       expect(again.stdout).toMatch(/already registered/);
@@ -266,6 +272,55 @@ describe('ath authorize --listen', () => {
       const done = await authorizing.done;
       expect(done.code, done.stderr).toBe(0);
       expect(done.stdout).toMatch(/access token for shop/);
+    } finally {
+      await stop();
+    }
+  });
+});
+
+describe('ath: credentials at rest (CL-15, CL-16)', () => {
+  const registered = async (env: Record<string, string> = {}) => {
+    const configured = await configuredHome();
+    expect((await ath(['discover', server.url, '--save'], configured.home, env)).code).toBe(0);
+    const reg = await ath(['register', '--scopes', 'products:read'], configured.home, env);
+    expect(reg.code, reg.stderr).toBe(0);
+    return configured;
+  };
+
+  it('ATH_CREDENTIALS_KEY seals the files instead of a key file; without it, or with another key, they do not open (exit 3, with a hint)', async () => {
+    const key = Buffer.alloc(32, 7).toString('base64url');
+    const { home, stop } = await registered({ ATH_CREDENTIALS_KEY: key });
+    try {
+      expect(() => statSync(join(home, 'ath', 'credentials.key'))).toThrow();
+      expect((await ath(['register', '--scopes', 'products:read'], home, { ATH_CREDENTIALS_KEY: key })).stdout).toMatch(/already registered/);
+      for (const env of [{}, { ATH_CREDENTIALS_KEY: Buffer.alloc(32, 8).toString('base64url') }] as Record<string, string>[]) {
+        const locked = await ath(['register', '--scopes', 'products:read'], home, env);
+        expect(locked.code).toBe(3);
+        expect(locked.stderr).toMatch(/credentials_locked/);
+        expect(locked.stderr).toMatch(/ATH_CREDENTIALS_KEY/);
+      }
+      const bad = await ath(['register', '--scopes', 'products:read'], home, { ATH_CREDENTIALS_KEY: 'short-and-secret' });
+      expect(bad.code).toBe(3);
+      expect(bad.stderr).toMatch(/ATH_CREDENTIALS_KEY must be 32 random bytes/);
+      expect(bad.stderr).not.toContain('short-and-secret');
+    } finally {
+      await stop();
+    }
+  });
+
+  it('a plain file written before sealing is read, and sealed the next time it is used', async () => {
+    const { home, agentId, stop } = await registered();
+    try {
+      const key = readFileSync(join(home, 'ath', 'credentials.key'), 'utf8').trim();
+      const sealedStore = new FileCredentialStore(join(home, 'ath', 'credentials'), { key });
+      const creds = (await sealedStore.load(agentId, server.url))!;
+      // Written the old way (no key): clear JSON.
+      await new FileCredentialStore(join(home, 'ath', 'credentials')).save(creds);
+      const file = sealedStore.file(agentId, server.url);
+      expect(readFileSync(file, 'utf8')).toContain(creds.clientSecret);
+      expect((await ath(['register', '--scopes', 'products:read'], home)).stdout).toMatch(/already registered/);
+      expect(readFileSync(file, 'utf8')).not.toContain(creds.clientSecret);
+      expect(await sealedStore.load(agentId, server.url)).toEqual(creds);
     } finally {
       await stop();
     }

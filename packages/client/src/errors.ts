@@ -42,6 +42,8 @@ export type ClientErrorCode =
   | 'api_error'
   /** A caller-supplied argument is invalid. */
   | 'invalid_argument'
+  /** Stored credentials are encrypted and no key, or another key, was given (FileCredentialStore). */
+  | 'credentials_locked'
   /** The service does not advertise the 9-step handshake (ath-app.json `ath_endpoints.handshake`, `server_jwks`). */
   | 'handshake_unsupported'
   /** The service failed a 9-step check the client makes (server key, transcript, scope result; CL-23, CL-27). */

@@ -43,7 +43,8 @@ export interface StoredCredentials {
 
 /**
  * Where client credentials and tokens live (CL-15, CL-16). Implementations must keep them secret:
- * `FileCredentialStore` in '@athkit/client/node' writes 0600 files in 0700 directories.
+ * `FileCredentialStore` in '@athkit/client/node' writes 0600 files in 0700 directories, sealed
+ * with AES-256-GCM when given a key.
  */
 export interface CredentialStore {
   load(agentId: string, server: string): Promise<StoredCredentials | null>;

@@ -65,6 +65,56 @@ describe('FileCredentialStore', () => {
   });
 });
 
+describe('FileCredentialStore with a key (CL-15, CL-16)', () => {
+  const creds = (server: string): StoredCredentials => ({
+    agentId: 'https://a.test/agent.json',
+    server,
+    clientId: 'c',
+    clientSecret: 'client-secret-value-0123456789',
+    tokens: { mail: { accessToken: 'ath_tk_secret-token-value', expiresAt: 1, scopes: ['mail:read'] } },
+  } as unknown as StoredCredentials);
+  const key = Buffer.alloc(32, 3);
+
+  it('files are sealed: no secret or token on disk, and they open with the key only', async () => {
+    const store = new FileCredentialStore(join(dir, 'sealed'), { key });
+    expect(store.encrypted).toBe(true);
+    await store.save(creds('https://gw.test'));
+    const file = store.file('https://a.test/agent.json', 'https://gw.test');
+    const text = readFileSync(file, 'utf8');
+    expect(mode(file)).toBe(0o600);
+    expect(text).not.toContain('client-secret-value');
+    expect(text).not.toContain('secret-token-value');
+    expect(JSON.parse(text)).toMatchObject({ format: 'athkit-credentials-sealed-v1', agentId: 'https://a.test/agent.json', server: 'https://gw.test' });
+    expect(await store.load('https://a.test/agent.json', 'https://gw.test')).toEqual(creds('https://gw.test'));
+    expect(await new FileCredentialStore(join(dir, 'sealed'), { key: key.toString('base64url') }).list('https://a.test/agent.json')).toEqual([creds('https://gw.test')]);
+
+    for (const other of [new FileCredentialStore(join(dir, 'sealed')), new FileCredentialStore(join(dir, 'sealed'), { key: Buffer.alloc(32, 4) })]) {
+      const err = await other.load('https://a.test/agent.json', 'https://gw.test').catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'credentials_locked' });
+      expect(String((err as Error).message)).not.toContain('client-secret-value');
+    }
+  });
+
+  it('a sealed file renamed and relabelled for another server does not open (agent and server are authenticated)', async () => {
+    const store = new FileCredentialStore(join(dir, 'sealed2'), { key });
+    await store.save(creds('https://gw.test'));
+    const moved = JSON.parse(readFileSync(store.file('https://a.test/agent.json', 'https://gw.test'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(store.file('https://a.test/agent.json', 'https://evil.test'), JSON.stringify({ ...moved, server: 'https://evil.test' }));
+    expect(await store.load('https://a.test/agent.json', 'https://evil.test').catch((e: unknown) => e)).toMatchObject({ code: 'credentials_locked' });
+  });
+
+  it('a plain file is read and sealed in place; a key that is not 32 bytes is refused when used', async () => {
+    await new FileCredentialStore(join(dir, 'plain')).save(creds('https://gw.test'));
+    const store = new FileCredentialStore(join(dir, 'plain'), { key });
+    const file = store.file('https://a.test/agent.json', 'https://gw.test');
+    expect(readFileSync(file, 'utf8')).toContain('client-secret-value');
+    expect(await store.load('https://a.test/agent.json', 'https://gw.test')).toEqual(creds('https://gw.test'));
+    expect(readFileSync(file, 'utf8')).not.toContain('client-secret-value');
+    const short = new FileCredentialStore(join(dir, 'plain'), { key: Buffer.alloc(16) });
+    expect(await short.save(creds('https://gw.test')).catch((e: unknown) => e)).toMatchObject({ code: 'invalid_argument' });
+  });
+});
+
 describe('serveIdentityDocument', () => {
   it('serves the document at the agent_id with Cache-Control: max-age=300 (CL-02)', async () => {
     const key = await generateAgentKey();
