@@ -9,7 +9,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildUpstreamTarget, splitProxyUrl } from '../src/canonical-path.js';
 import type { UpstreamTokenSource } from '../src/oauth-bridge.js';
 import { downstreamResponseHeaders, upstreamRequestHeaders, UpstreamProxy } from '../src/proxy.js';
-import { echo, RecordingUpstream, type RecordedRequest } from './support/upstream-server.js';
+import { echo, RecordingUpstream, type RecordedRequest, type UpstreamHandler } from './support/upstream-server.js';
 
 const UPSTREAM_TOKEN = 'upstream-access-token-0123456789';
 const ATH_TOKEN = 'ath_tk_agentsTokenMustNeverGoUpstream0000000000';
@@ -125,6 +125,21 @@ async function call(path: string, init: { method?: string; headers?: Record<stri
 }
 
 const last = (): RecordedRequest => upstream.requests.at(-1)!;
+
+/** A loopback port that was just listening and is now closed: connecting to it is refused. */
+async function closedPort(): Promise<number> {
+  const dead = createServer();
+  await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
+  const port = (dead.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => dead.close(() => resolve()));
+  return port;
+}
+
+/** An upstream that rejects every token but the refreshed one as `invalid_token` (threats F14). */
+const acceptsOnlyTheFreshToken: UpstreamHandler = (req, res) => {
+  if (req.headers['authorization'] === 'Bearer fresh-upstream-token') return void res.writeHead(200).end('fresh');
+  res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' }).end('expired');
+};
 
 describe('forwarding (C-150, C-159)', () => {
   it('GET: raw path, raw query, upstream token, upstream Host, response passed through', async () => {
@@ -393,10 +408,7 @@ describe('upstream failures (C-165, threats F8/F12/F14)', () => {
   });
 
   it('a refused connection → 502 OAUTH_ERROR, no address, port or token', async () => {
-    const dead = createServer();
-    await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
-    const port = (dead.address() as AddressInfo).port;
-    await new Promise<void>((resolve) => dead.close(() => resolve()));
+    const port = await closedPort();
     front.apiBase = new URL(`http://127.0.0.1:${port}/api/`);
     const res = await call('/v1/items');
     expect(res.status).toBe(502);
@@ -438,10 +450,7 @@ describe('upstream failures (C-165, threats F8/F12/F14)', () => {
   });
 
   it('401 invalid_token on a GET → one refresh and one retry with the new token (threats F14)', async () => {
-    upstream.handler = (req, res) => {
-      if (req.headers['authorization'] === 'Bearer fresh-upstream-token') return void res.writeHead(200).end('fresh');
-      res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' }).end('expired');
-    };
+    upstream.handler = acceptsOnlyTheFreshToken;
     const res = await call('/v1/items');
     expect(res.status).toBe(200);
     expect(res.text).toBe('fresh');
@@ -571,10 +580,7 @@ describe('relay: the upstream response written straight into the agent response'
   });
 
   it('401 invalid_token → the body is dropped, one refresh, one retry, and the retried response comes back (threats F14)', async () => {
-    upstream.handler = (req, res) => {
-      if (req.headers['authorization'] === 'Bearer fresh-upstream-token') return void res.writeHead(200).end('fresh');
-      res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' }).end('expired');
-    };
+    upstream.handler = acceptsOnlyTheFreshToken;
     const res = await get('/v1/items');
     expect(res.status).toBe(200);
     expect(res.text).toBe('fresh');
@@ -584,10 +590,7 @@ describe('relay: the upstream response written straight into the agent response'
   });
 
   it('upstream down before the head → the ATH error, nothing written to the sink', async () => {
-    const dead = createServer();
-    await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
-    const port = (dead.address() as AddressInfo).port;
-    await new Promise<void>((resolve) => dead.close(() => resolve()));
+    const port = await closedPort();
     front.apiBase = new URL(`http://127.0.0.1:${port}/api/`);
     const res = await get('/v1/items');
     expect(res.status).toBe(502);
