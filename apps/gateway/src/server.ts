@@ -561,6 +561,10 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     fastRoutes.set(url, route);
   };
   const rateLimited = engine.isRateLimited('api');
+  // Body-less statuses go through fastify, which applies its rules for them.
+  const writesThrough = (status: number) => status !== 204 && status !== 304;
+  // Upstream failed mid-body: the agent sees a cut response (as fastify's stream sending does).
+  const bodyFailed = (bodyErr: Error) => logger.warn({ err: bodyErr }, 'upstream response body failed');
   fastProxy = (req, res) => {
     if (draining || req.method !== 'GET') return false;
     const url = req.url;
@@ -606,8 +610,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
       token,
       res,
       {
-        // Body-less statuses go through fastify, which applies its rules for them.
-        writesThrough: (status) => status !== 204 && status !== 304,
+        writesThrough,
         done: (err, outcome) => {
           if (!outcome) {
             metrics.countUpstream(route.providerId, err instanceof AthError ? err.code : 'error');
@@ -620,8 +623,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
           metrics.countUpstream(route.providerId, outcome.response.status);
           handOff(req, res, { startedAt: started, kind: 'response', response: outcome.response });
         },
-        // Upstream failed mid-body: the agent sees a cut response (as fastify's stream sending does).
-        bodyFailed: (bodyErr) => logger.warn({ err: bodyErr }, 'upstream response body failed'),
+        bodyFailed,
       },
     );
     // One listener does the bookkeeping: 'close' follows 'finish' (or a vanished client), once.
