@@ -231,12 +231,14 @@ export class UpstreamProxy {
     hooks: Pick<RelayHooks, 'writesThrough' | 'done' | 'bodyFailed'>,
   ): RelayHandler {
     const hasBody = req.body !== undefined && req.body !== null;
-    const handler = new RelayHandler(sink, {
+    const handler: RelayHandler = new RelayHandler(sink, {
       writesThrough: hooks.writesThrough,
       responseHeaders: (upstream) => downstreamResponseHeaders(upstream, req.responseHeaders),
       mustRetry: (status, headers) => this.mustRetry(req, hasBody, status, headers),
-      retry: () => this.retryWithFreshToken(req, req.grant.grantId, token),
-      done: (err, outcome) => hooks.done(err === null ? null : upstreamFailure(err), outcome),
+      // The retried request is aborted with the call (the handler is its signal).
+      retry: () => this.retryWithFreshToken({ ...req, signal: handler }, req.grant.grantId, token),
+      upstreamError: upstreamFailure,
+      done: hooks.done,
       bodyFailed: hooks.bodyFailed,
     });
     let headers: OutgoingHeaders;

@@ -28,7 +28,10 @@ export interface RelayHooks {
    * `retry` decides the outcome once it is complete (threats F14).
    */
   mustRetry: (status: number, headers: Record<string, string | string[] | undefined>) => boolean;
+  /** Runs the retry; its errors reach `done` as they are (a store outage stays a 503). */
   retry: () => Promise<ProxyResponse>;
+  /** What `done` gets for an upstream (transport) failure before anything reached the sink. */
+  upstreamError: (err: unknown) => unknown;
   /** Called at most once: an error before anything reached the sink, or the outcome; never after abort(). */
   done: (err: unknown, outcome?: RelayOutcome) => void;
   /** The upstream failed after the head reached the sink; the sink is destroyed (the agent sees a cut response). */
@@ -36,6 +39,8 @@ export interface RelayHooks {
 }
 
 const CLIENT_GONE = Object.assign(new Error('The agent closed the connection'), { name: 'AbortError' });
+/** Of a rejected response's body, at most this much is read before the retry (as undici's dump()). */
+const DROP_LIMIT = 128 * 1024;
 
 /**
  * An undici dispatch handler that writes the upstream response into a {@link ResponseSink}
@@ -49,6 +54,10 @@ const CLIENT_GONE = Object.assign(new Error('The agent closed the connection'), 
 export class RelayHandler implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | null = null;
   private stopped = false;
+  /** Who else wants to hear of abort(): the F14 retry's request (this handler is its signal). */
+  private abortListeners: (() => void)[] = [];
+  private dropped = 0;
+  private retrying = false;
   /** 'head': no final response yet; 'sink': writing through; 'stream': into a Readable the caller got; 'drop': read for a retry. */
   private mode: 'head' | 'sink' | 'stream' | 'drop' = 'head';
   private stream: Readable | null = null;
@@ -69,6 +78,18 @@ export class RelayHandler implements Dispatcher.DispatchHandler {
     if (this.stopped) return;
     this.stopped = true;
     this.controller?.abort(CLIENT_GONE);
+    const listeners = this.abortListeners;
+    this.abortListeners = [];
+    for (const listener of listeners) listener();
+  }
+
+  /** With {@link aborted}, what undici reads of a signal (api-request.js): the retry is aborted with the call. */
+  addEventListener(_type: 'abort', listener: () => void): void {
+    this.abortListeners.push(listener);
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    this.abortListeners = this.abortListeners.filter((l) => l !== listener);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -116,6 +137,9 @@ export class RelayHandler implements Dispatcher.DispatchHandler {
       }
     } else if (this.mode === 'stream') {
       if (!this.stream!.push(chunk)) controller.pause();
+    } else if (this.mode === 'drop') {
+      this.dropped += chunk.length;
+      if (this.dropped > DROP_LIMIT) controller.abort(new Error('rejected response body too large to drain')); // → onResponseError → retry
     }
   }
 
@@ -123,15 +147,7 @@ export class RelayHandler implements Dispatcher.DispatchHandler {
     this.ended = true;
     if (this.mode === 'sink') this.sink.end();
     else if (this.mode === 'stream') this.stream!.push(null);
-    else if (this.mode === 'drop' && !this.stopped) {
-      this.hooks.retry().then(
-        (response) => {
-          if (this.stopped) response.body.destroy();
-          else this.settle(null, { relayed: false, response });
-        },
-        (err: unknown) => this.settle(err),
-      );
-    }
+    else if (this.mode === 'drop') this.startRetry();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
@@ -140,9 +156,24 @@ export class RelayHandler implements Dispatcher.DispatchHandler {
       this.sink.destroy();
     } else if (this.mode === 'stream') {
       this.stream!.destroy(err);
+    } else if (this.mode === 'drop') {
+      // The rejected response's body failed or was cut at DROP_LIMIT: it is not needed, retry anyway.
+      this.startRetry();
     } else if (!this.stopped) {
-      this.settle(err);
+      this.settle(this.hooks.upstreamError(err));
     }
+  }
+
+  private startRetry(): void {
+    if (this.retrying || this.stopped) return;
+    this.retrying = true;
+    this.hooks.retry().then(
+      (response) => {
+        if (this.stopped) response.body.destroy();
+        else this.settle(null, { relayed: false, response });
+      },
+      (err: unknown) => this.settle(err),
+    );
   }
 
   private settle(err: unknown, outcome?: RelayOutcome): void {

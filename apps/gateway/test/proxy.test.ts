@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { AthError, toAthError } from '@athkit/core';
+import { AthError, errorHeaders, StoreUnavailableError, toAthError } from '@athkit/core';
 import { request } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildUpstreamTarget, splitProxyUrl } from '../src/canonical-path.js';
@@ -491,11 +491,13 @@ describe('relay: the upstream response written straight into the agent response'
   let relayOrigin = '';
   let seen: Seen;
   let abortAtOnce = false;
+  /** The proxy the relay front uses (the shared one unless a test sets its own). */
+  let relayProxy: UpstreamProxy | null = null;
 
   beforeAll(async () => {
     relayFront = createServer((req, res) => {
       const { target } = splitProxyUrl(req.url ?? '');
-      const call = proxy.relay(
+      const call = (relayProxy ?? proxy).relay(
         {
           grant: { grantId: 'grant-1' },
           target: buildUpstreamTarget(front.apiBase, target),
@@ -510,9 +512,9 @@ describe('relay: the upstream response written straight into the agent response'
           writesThrough: (status) => status !== 204 && status !== 304,
           done: (err, outcome) => {
             if (!outcome) {
-              seen.outcomes.push(`error:${(err as AthError).code}`);
+              seen.outcomes.push(`error:${err instanceof AthError ? err.code : (err as Error).name}`);
               const e = toAthError(err);
-              return void res.writeHead(e.status, { 'content-type': 'application/json' }).end(JSON.stringify(e.toJSON()));
+              return void res.writeHead(e.status, { 'content-type': 'application/json', ...errorHeaders(e) }).end(JSON.stringify(e.toJSON()));
             }
             if (outcome.relayed) return void seen.outcomes.push(`relayed:${outcome.status}`);
             seen.outcomes.push(`response:${outcome.response.status}`);
@@ -543,6 +545,7 @@ describe('relay: the upstream response written straight into the agent response'
   beforeEach(() => {
     seen = { outcomes: [], bodyFailures: [] };
     abortAtOnce = false;
+    relayProxy = null;
   });
 
   const get = async (path: string) => {
@@ -587,6 +590,55 @@ describe('relay: the upstream response written straight into the agent response'
     expect(upstream.requests).toHaveLength(2);
     expect(tokens.calls).toEqual([{ grantId: 'grant-1', rejected: UPSTREAM_TOKEN }]);
     expect(seen.outcomes).toEqual(['response:200']);
+  });
+
+  it('F14 on the relay: a failed refresh reaches the caller as it is (a store outage stays 503, not an upstream 502)', async () => {
+    upstream.handler = acceptsOnlyTheFreshToken;
+    const outage: UpstreamTokenSource = {
+      getUpstreamAccessToken: () => Promise.reject(new StoreUnavailableError({ cause: new Error('connect ECONNREFUSED') })),
+    };
+    relayProxy = new UpstreamProxy({ tokens: outage });
+    try {
+      const res = await get('/v1/items');
+      expect(res.status).toBe(503);
+      expect(res.headers['retry-after']).toBe('1');
+      expect(JSON.parse(res.text)).toMatchObject({ code: 'INTERNAL_ERROR' });
+      expect(seen.outcomes).toEqual(['error:StoreUnavailableError']);
+    } finally {
+      await relayProxy.close();
+    }
+  });
+
+  it('F14 on the relay: a rejected response whose body does not end is drained up to a cap, then retried', async () => {
+    upstream.handler = (req, res) => {
+      if (req.headers['authorization'] === 'Bearer fresh-upstream-token') return void res.writeHead(200).end('fresh');
+      res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' });
+      res.write(Buffer.alloc(256 * 1024, 0x61)); // and never ends
+    };
+    const res = await get('/v1/items');
+    expect(res.status).toBe(200);
+    expect(res.text).toBe('fresh');
+  });
+
+  it('F14 on the relay: an agent that goes away during the retry aborts the retried upstream request', async () => {
+    let retriedClosed!: () => void;
+    const closed = new Promise<void>((resolve) => (retriedClosed = resolve));
+    upstream.handler = (req, res) => {
+      if (req.headers['authorization'] !== 'Bearer fresh-upstream-token') {
+        return void res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' }).end('expired');
+      }
+      res.on('close', retriedClosed); // the retried request hangs until the gateway drops it
+    };
+    const started = Date.now();
+    const controller = new AbortController();
+    const pending = request(relayOrigin + '/ath/proxy/mail/v1/items', { signal: controller.signal }).catch(() => undefined);
+    while (upstream.requests.length < 2) await new Promise((resolve) => setTimeout(resolve, 10));
+    controller.abort();
+    await pending;
+    await closed;
+    // Well before the 2 s upstream timeout of this proxy.
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(seen.outcomes).toEqual([]);
   });
 
   it('upstream down before the head → the ATH error, nothing written to the sink', async () => {
