@@ -35,8 +35,15 @@ interface HeldUnits {
   left: number;
 }
 
-/** Keys with held units kept at most; beyond that the map is emptied (held units lapse: fewer admitted, never more). */
+/**
+ * Keys with held units (or a refusal) kept at most; beyond that the map is emptied: held units
+ * lapse (fewer admitted, never more) and refusals are asked of the store again.
+ */
 const MAX_HELD_KEYS = 10_000;
+
+function rateLimited(resetInMs: number): AthError {
+  return new AthError('RATE_LIMITED', 'Too many requests; retry later', { retry_after: Math.max(1, Math.ceil(resetInMs / 1000)) });
+}
 
 /**
  * Fixed-window limits counted in the Store, so every instance sharing it enforces one limit
@@ -45,6 +52,12 @@ const MAX_HELD_KEYS = 10_000;
  */
 export class RateLimiter {
   private readonly held = new Map<string, HeldUnits>();
+  /**
+   * Keys refused in a window, by window start. A window's count never goes down, so a key refused
+   * once stays refused until the window ends: later requests are refused here, without a store
+   * write (an agent hammering past its limit costs nothing, and the count cannot grow without bound).
+   */
+  private readonly refused = new Map<string, number>();
 
   constructor(
     private readonly store: Pick<Store, 'hitRateLimit'>,
@@ -94,14 +107,15 @@ export class RateLimiter {
     const fullKey = `${bucket}:${key}`;
     const windowMs = rule.windowSeconds * 1000;
     const now = this.clock.now();
-    const batch = rule.batch ?? 1;
-    const result = await this.store.hitRateLimit(fullKey, rule.limit, windowMs, now, batch);
+    const windowStart = now - (now % windowMs);
+    if (this.refused.get(fullKey) === windowStart) throw rateLimited(windowStart + windowMs - now);
+    const result = await this.store.hitRateLimit(fullKey, rule.limit, windowMs, now, rule.batch ?? 1);
     if (!result.allowed) {
-      throw new AthError('RATE_LIMITED', 'Too many requests; retry later', {
-        retry_after: Math.max(1, Math.ceil(result.resetInMs / 1000)),
-      });
+      if (this.refused.size >= MAX_HELD_KEYS) this.refused.clear();
+      this.refused.set(fullKey, windowStart);
+      throw rateLimited(result.resetInMs);
     }
-    if (result.granted > 1) this.hold(fullKey, now - (now % windowMs), result.granted - 1);
+    if (result.granted > 1) this.hold(fullKey, windowStart, result.granted - 1);
   }
 
   private hold(fullKey: string, windowStart: number, units: number): void {

@@ -64,9 +64,10 @@ describe('rate-limit batches: units taken from the shared count several at a tim
     for (let i = 0; i < 12; i++) outcomes.push(await admitted(limiter, 'agent:A1'));
     expect(outcomes.filter((o) => o !== 'refused')).toHaveLength(10);
     expect(outcomes.slice(10)).toEqual(['refused', 'refused']);
-    // 4 + 4 + 2 units in three writes, then one write per refused call.
+    // 4 + 4 + 2 units in three writes, then one write for the first refusal; the second is refused
+    // without the store (a window's count never goes down).
     expect(outcomes.filter((o) => o === 'store')).toHaveLength(3);
-    expect(store.writes).toBe(5);
+    expect(store.writes).toBe(4);
     // enforce() itself uses the held units too (the slow path shares them with takeHeld).
     const other = new RateLimiter(new CountingStore(), clock, { api: { limit: 10, windowSeconds: 60, batch: 4 } });
     for (let i = 0; i < 10; i++) await other.enforce('api', 'agent:A1');
@@ -82,6 +83,21 @@ describe('rate-limit batches: units taken from the shared count several at a tim
     for (let i = 0; i < 40; i++) if ((await admitted(instances[i % 2]!, 'agent:A')) !== 'refused') total++;
     expect(total).toBeLessThanOrEqual(10);
     expect(total).toBeGreaterThanOrEqual(10 - 3);
+  });
+
+  it('a key refused in a window is refused without a store write until the window ends, with the right Retry-After', async () => {
+    const store = new CountingStore();
+    const clock = new ManualClock(Date.UTC(2026, 0, 1, 0, 0, 0));
+    const limiter = new RateLimiter(store, clock, { token: { limit: 1, windowSeconds: 60 } });
+    await limiter.enforce('token', 'agent:A');
+    expect(await rejection(() => limiter.enforce('token', 'agent:A'))).toMatchObject({ details: { retry_after: 60 } });
+    clock.advance(20_000);
+    for (let i = 0; i < 50; i++) expect(await rejection(() => limiter.enforce('token', 'agent:A'))).toMatchObject({ details: { retry_after: 40 } });
+    expect(store.writes).toBe(2);
+    await limiter.enforce('token', 'agent:B'); // another key is asked of the store
+    clock.advance(40_000); // next window
+    await limiter.enforce('token', 'agent:A');
+    expect(store.writes).toBe(4);
   });
 
   it('held units lapse with their window; another key holds nothing', async () => {
