@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { AthClientError, GatewayClient, NativeClient, type AgentKey, type AthClientOptions } from '@athkit/client';
 import type { DeveloperInfo } from '@athkit/schemas';
-import { FileCredentialStore, readAgentKey, readOptionalFile, writePrivateFile } from '@athkit/client/node';
+import { FileCredentialStore, isGroupOrWorldReadable, readAgentKey, readOptionalFile, writePrivateFile } from '@athkit/client/node';
 import { ConfigError } from './errors.js';
 
 /** Keys `ath config` knows, with what they mean. */
@@ -71,14 +71,27 @@ export class Context {
       }
       return key;
     }
-    const stored = await readOptionalFile(this.credentialKeyFile);
-    if (stored !== null) {
-      const key = Buffer.from(stored.trim(), 'base64url');
-      if (key.length !== 32) throw new ConfigError(`${this.credentialKeyFile} is not a 32-byte base64url key`, 'restore it from a backup, or delete it and the credentials/ directory and register again');
-      return key;
+    const stored = await this.readCredentialKey();
+    if (stored) return stored;
+    try {
+      // Exclusive: of two first runs at once, one key wins and both use it.
+      await writePrivateFile(this.credentialKeyFile, `${randomBytes(32).toString('base64url')}\n`, { exclusive: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    const key = randomBytes(32);
-    await writePrivateFile(this.credentialKeyFile, `${key.toString('base64url')}\n`);
+    return (await this.readCredentialKey())!;
+  }
+
+  private async readCredentialKey(): Promise<Uint8Array | null> {
+    const stored = await readOptionalFile(this.credentialKeyFile);
+    if (stored === null) return null;
+    if (await isGroupOrWorldReadable(this.credentialKeyFile)) {
+      throw new ConfigError(`the credential key ${this.credentialKeyFile} is readable by other users`, `run chmod 600 ${this.credentialKeyFile}`);
+    }
+    const key = Buffer.from(stored.trim(), 'base64url');
+    if (key.length !== 32) {
+      throw new ConfigError(`${this.credentialKeyFile} is not a 32-byte base64url key`, 'restore it from a backup, or delete it and the credentials/ directory and register again');
+    }
     return key;
   }
 

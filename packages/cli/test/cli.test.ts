@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -303,6 +303,19 @@ describe('ath: credentials at rest (CL-15, CL-16)', () => {
       expect(bad.code).toBe(3);
       expect(bad.stderr).toMatch(/ATH_CREDENTIALS_KEY must be 32 random bytes/);
       expect(bad.stderr).not.toContain('short-and-secret');
+    } finally {
+      await stop();
+    }
+  });
+
+  it('a credential key file others can read is refused (exit 3, chmod hint)', async () => {
+    const { home, stop } = await registered();
+    try {
+      chmodSync(join(home, 'ath', 'credentials.key'), 0o644);
+      const r = await ath(['register', '--scopes', 'products:read'], home);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(/readable by other users/);
+      expect(r.stderr).toMatch(/chmod 600/);
     } finally {
       await stop();
     }

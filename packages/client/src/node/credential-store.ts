@@ -74,7 +74,7 @@ export class FileCredentialStore implements CredentialStore {
     if (text === null) return null;
     const record = await this.decode(text);
     if (record.agentId !== agentId || record.server !== server) return null;
-    if (record.sealedOnDisk === false && this.vault) await this.save(record.credentials); // sealed from now on
+    if (!record.sealedOnDisk && this.vault) await this.sealInPlace(record.credentials, text);
     return record.credentials;
   }
 
@@ -89,6 +89,12 @@ export class FileCredentialStore implements CredentialStore {
         } satisfies SealedFile)
       : credentials;
     await writePrivateFile(this.file(credentials.agentId, credentials.server), `${JSON.stringify(body, null, 2)}\n`);
+  }
+
+  /** Seals a plain file read as `text`, unless another process changed it meanwhile (its save then stands). */
+  private async sealInPlace(credentials: StoredCredentials, text: string): Promise<void> {
+    const file = this.file(credentials.agentId, credentials.server);
+    if ((await readOptionalFile(file)) === text) await this.save(credentials);
   }
 
   async remove(agentId: string, server: string): Promise<void> {

@@ -1,4 +1,4 @@
-import { chmod, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, link, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -9,20 +9,13 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
 }
 
 /**
- * Writes a file readable only by the owner (0600), atomically (temp file + rename), creating its
- * directory with 0700. `exclusive` refuses to replace an existing file.
+ * Writes a file readable only by the owner (0600), atomically (a synced temp file renamed into
+ * place), creating its directory with 0700. `exclusive` refuses to replace an existing file
+ * (EEXIST): the temp file is then hard-linked into place, which fails if the name exists, so a
+ * concurrent reader sees either no file or the whole of it, and of two writers exactly one wins.
  */
 export async function writePrivateFile(path: string, content: string, options: { exclusive?: boolean } = {}): Promise<void> {
   await ensurePrivateDir(dirname(path));
-  if (options.exclusive) {
-    const handle = await open(path, 'wx', 0o600);
-    try {
-      await handle.writeFile(content, 'utf8');
-    } finally {
-      await handle.close();
-    }
-    return;
-  }
   const temp = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
   const handle = await open(temp, 'wx', 0o600);
   try {
@@ -32,11 +25,13 @@ export async function writePrivateFile(path: string, content: string, options: {
     await handle.close();
   }
   try {
-    await rename(temp, path);
+    if (options.exclusive) await link(temp, path);
+    else await rename(temp, path);
   } catch (err) {
     await rm(temp, { force: true });
     throw err;
   }
+  if (options.exclusive) await rm(temp, { force: true }); // the name now holds the file
   await chmod(path, 0o600);
 }
 

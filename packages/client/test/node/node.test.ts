@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generateAgentKey, publicJwk, type StoredCredentials } from '../../src/index.js';
-import { FileCredentialStore, listenForRedirect, loadOrCreateAgentKey, readAgentKey, serveIdentityDocument, writeAgentKey } from '../../src/node/index.js';
+import { FileCredentialStore, listenForRedirect, loadOrCreateAgentKey, readAgentKey, serveIdentityDocument, writeAgentKey, writePrivateFile } from '../../src/node/index.js';
 import { freePort, useNetworkGuard } from '@athkit/testkit';
 
 useNetworkGuard();
@@ -112,6 +112,20 @@ describe('FileCredentialStore with a key (CL-15, CL-16)', () => {
     expect(readFileSync(file, 'utf8')).not.toContain('client-secret-value');
     const short = new FileCredentialStore(join(dir, 'plain'), { key: Buffer.alloc(16) });
     expect(await short.save(creds('https://gw.test')).catch((e: unknown) => e)).toMatchObject({ code: 'invalid_argument' });
+  });
+});
+
+describe('writePrivateFile', () => {
+  it('exclusive: of concurrent writers exactly one wins, whole, and the others get EEXIST; no temp files are left', async () => {
+    const path = join(dir, 'once', 'key');
+    const contents = Array.from({ length: 12 }, (_, i) => `${String(i).repeat(4096)}\n`);
+    const results = await Promise.allSettled(contents.map((c) => writePrivateFile(path, c, { exclusive: true })));
+    const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+    expect(won).toHaveLength(1);
+    for (const r of results) if (r.status === 'rejected') expect((r.reason as NodeJS.ErrnoException).code).toBe('EEXIST');
+    expect(readFileSync(path, 'utf8')).toBe(contents[won[0]!]);
+    expect(mode(path)).toBe(0o600);
+    expect(readdirSync(join(dir, 'once'))).toEqual(['key']);
   });
 });
 
