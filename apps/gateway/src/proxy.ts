@@ -235,8 +235,8 @@ export class UpstreamProxy {
       writesThrough: hooks.writesThrough,
       responseHeaders: (upstream) => downstreamResponseHeaders(upstream, req.responseHeaders),
       mustRetry: (status, headers) => this.mustRetry(req, hasBody, status, headers),
-      // The retried request is aborted with the call (the handler is its signal).
-      retry: () => this.retryWithFreshToken({ ...req, signal: handler }, req.grant.grantId, token),
+      // The retried request is aborted with the call.
+      retry: () => this.retryWithFreshToken({ ...req, signal: handler.retrySignal() }, req.grant.grantId, token),
       upstreamError: upstreamFailure,
       done: hooks.done,
       bodyFailed: hooks.bodyFailed,

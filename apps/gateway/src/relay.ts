@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { ClientGone } from './client-gone.js';
 import type { OutgoingHeaders, ProxyResponse } from './proxy.js';
 
 /** Where a relayed upstream response is written as it arrives; Node's ServerResponse is one. */
@@ -54,8 +55,8 @@ const DROP_LIMIT = 128 * 1024;
 export class RelayHandler implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | null = null;
   private stopped = false;
-  /** Who else wants to hear of abort(): the F14 retry's request (this handler is its signal). */
-  private abortListeners: (() => void)[] = [];
+  /** The F14 retry's request signal, made only when a retry happens; aborted with this handler. */
+  private retryGone: ClientGone | null = null;
   private dropped = 0;
   private retrying = false;
   /** 'head': no final response yet; 'sink': writing through; 'stream': into a Readable the caller got; 'drop': read for a retry. */
@@ -78,18 +79,14 @@ export class RelayHandler implements Dispatcher.DispatchHandler {
     if (this.stopped) return;
     this.stopped = true;
     this.controller?.abort(CLIENT_GONE);
-    const listeners = this.abortListeners;
-    this.abortListeners = [];
-    for (const listener of listeners) listener();
+    this.retryGone?.abort();
   }
 
-  /** With {@link aborted}, what undici reads of a signal (api-request.js): the retry is aborted with the call. */
-  addEventListener(_type: 'abort', listener: () => void): void {
-    this.abortListeners.push(listener);
-  }
-
-  removeEventListener(_type: 'abort', listener: () => void): void {
-    this.abortListeners = this.abortListeners.filter((l) => l !== listener);
+  /** A signal for the retried request: aborted when this handler is (also if it already was). */
+  retrySignal(): ClientGone {
+    this.retryGone ??= new ClientGone();
+    if (this.stopped) this.retryGone.abort();
+    return this.retryGone;
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {

@@ -38,6 +38,7 @@ import { splitProxyUrl, buildUpstreamTarget, type UpstreamTarget } from './canon
 import { ProviderRegistry, type LiveProvider } from './catalog.js';
 import { toApprovalPolicy, type GatewayConfig } from './config.js';
 import { OAuthBridge } from './oauth-bridge.js';
+import { ClientGone } from './client-gone.js';
 import { createLogger, GatewayMetrics, safeUrl } from './observability.js';
 import { UpstreamProxy, type ProxyResponse } from './proxy.js';
 
@@ -82,37 +83,6 @@ export interface Gateway {
 const PROXY_PREFIX = '/ath/proxy/';
 /** The proxy's route as fastify names it (metrics label). */
 const PROXY_ROUTE = '/ath/proxy/*';
-
-/**
- * Aborts an upstream request when the agent goes away. undici takes any object with
- * addEventListener/removeEventListener as a request signal; this one only keeps the listeners undici
- * adds (one per upstream attempt), so a proxied call allocates neither an EventEmitter nor an
- * AbortController for a signal that almost never fires.
- */
-class ClientGone {
-  aborted = false;
-  private first: (() => void) | null = null;
-  private more: Array<() => void> | null = null;
-
-  addEventListener(_type: 'abort', listener: () => void): void {
-    if (this.first === null) this.first = listener;
-    else (this.more ??= []).push(listener);
-  }
-
-  removeEventListener(_type: 'abort', listener: () => void): void {
-    if (this.first === listener) this.first = null;
-    else if (this.more) this.more = this.more.filter((l) => l !== listener);
-  }
-
-  abort(): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    const listeners = [this.first, ...(this.more ?? [])];
-    this.first = null;
-    this.more = null;
-    for (const listener of listeners) listener?.();
-  }
-}
 
 /** What the proxy fast path knows from a request URL alone (see fastRoutes in createGateway). */
 interface FastRoute {
