@@ -30,6 +30,14 @@ export interface Io {
   env: NodeJS.ProcessEnv;
 }
 
+/** A 32-byte key written as base64url text (surrounding whitespace allowed), or null. */
+function decodeKey(text: string): Uint8Array | null {
+  const trimmed = text.trim();
+  if (!/^[A-Za-z0-9_-]{43}$/.test(trimmed)) return null;
+  const key = Buffer.from(trimmed, 'base64url');
+  return key.length === 32 ? key : null;
+}
+
 /** The per-user directory: `$ATH_HOME`, else `~/.config/ath`. */
 export function athHome(env: NodeJS.ProcessEnv): string {
   const home = env['ATH_HOME'];
@@ -65,8 +73,8 @@ export class Context {
   async credentialKey(): Promise<Uint8Array> {
     const fromEnv = this.io.env['ATH_CREDENTIALS_KEY'];
     if (fromEnv !== undefined && fromEnv.trim() !== '') {
-      const key = Buffer.from(fromEnv.trim(), 'base64url');
-      if (key.length !== 32 || !/^[A-Za-z0-9_-]+$/.test(fromEnv.trim())) {
+      const key = decodeKey(fromEnv);
+      if (!key) {
         throw new ConfigError('ATH_CREDENTIALS_KEY must be 32 random bytes in base64url (43 characters)', 'generate one with: node -e "console.log(require(\'crypto\').randomBytes(32).toString(\'base64url\'))"');
       }
       return key;
@@ -88,8 +96,8 @@ export class Context {
     if (await isGroupOrWorldReadable(this.credentialKeyFile)) {
       throw new ConfigError(`the credential key ${this.credentialKeyFile} is readable by other users`, `run chmod 600 ${this.credentialKeyFile}`);
     }
-    const key = Buffer.from(stored.trim(), 'base64url');
-    if (key.length !== 32) {
+    const key = decodeKey(stored);
+    if (!key) {
       throw new ConfigError(`${this.credentialKeyFile} is not a 32-byte base64url key`, 'restore it from a backup, or delete it and the credentials/ directory and register again');
     }
     return key;
